@@ -1,0 +1,346 @@
+"""Numba kernels: the same names and signatures as :mod:`kernels.reference`.
+
+Shapes, dtypes and the math are documented once, in :mod:`kernels.reference`.
+Habits kept here:
+
+* ``@njit(cache=True)``, explicit loops (``np.dot``/``@`` inside ``njit`` would
+  need SciPy), innermost loop over the contiguous last axis;
+* constants typed from the input (``one = x.dtype.type(1)``) so float32 stays
+  float32 -- a bare ``1.0`` would promote the arithmetic to float64;
+* no ``fastmath`` and no ``parallel``: the equivalence tests compare these
+  kernels against NumPy to within a few ulps per reduction step.
+
+Functions that accept both integer labels and dense targets are thin Python
+dispatchers over two compiled kernels (Numba types branches per signature).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .reference import EPS
+
+
+@njit(cache=True)
+def matmul_naive(A, B):
+    N, M = A.shape
+    P = B.shape[1]
+    C = np.zeros((N, P), dtype=A.dtype)
+    for i in range(N):
+        for j in range(P):
+            acc = C[i, j]
+            for k in range(M):
+                acc += A[i, k] * B[k, j]
+            C[i, j] = acc
+    return C
+
+
+@njit(cache=True)
+def matmul(A, B):
+    N, M = A.shape
+    P = B.shape[1]
+    C = np.zeros((N, P), dtype=A.dtype)
+    for i in range(N):
+        for k in range(M):
+            a = A[i, k]
+            for j in range(P):
+                C[i, j] += a * B[k, j]
+    return C
+
+
+@njit(cache=True)
+def linear_forward(x, W, b):
+    Bn, I = x.shape
+    O = W.shape[1]
+    y = np.empty((Bn, O), dtype=x.dtype)
+    for i in range(Bn):
+        for j in range(O):
+            y[i, j] = b[j]
+        for k in range(I):
+            a = x[i, k]
+            for j in range(O):
+                y[i, j] += a * W[k, j]
+    return y
+
+
+@njit(cache=True)
+def linear_backward(x, W, dy):
+    Bn, I = x.shape
+    O = W.shape[1]
+    dx = np.empty((Bn, I), dtype=x.dtype)
+    dW = np.zeros((I, O), dtype=x.dtype)
+    db = np.zeros(O, dtype=x.dtype)
+    for i in range(Bn):
+        for k in range(I):
+            acc = dx.dtype.type(0)
+            a = x[i, k]
+            for j in range(O):
+                g = dy[i, j]
+                acc += g * W[k, j]
+                dW[k, j] += a * g
+            dx[i, k] = acc
+        for j in range(O):
+            db[j] += dy[i, j]
+    return dx, dW, db
+
+
+@njit(cache=True)
+def relu_forward(x):
+    out = np.empty_like(x)
+    xf = x.ravel()
+    of = out.ravel()
+    zero = x.dtype.type(0)
+    for i in range(xf.size):
+        v = xf[i]
+        of[i] = zero if v <= zero else v
+    return out
+
+
+@njit(cache=True)
+def relu_backward(x, dy):
+    out = np.empty_like(dy)
+    xf = x.ravel()
+    gf = dy.ravel()
+    of = out.ravel()
+    zero = dy.dtype.type(0)
+    for i in range(xf.size):
+        of[i] = gf[i] if xf[i] > zero else zero
+    return out
+
+
+@njit(cache=True)
+def sigmoid_forward(x):
+    out = np.empty_like(x)
+    xf = x.ravel()
+    of = out.ravel()
+    one = x.dtype.type(1)
+    for i in range(xf.size):
+        v = xf[i]
+        if v >= 0:
+            of[i] = one / (one + np.exp(-v))
+        else:
+            e = np.exp(v)
+            of[i] = e / (one + e)
+    return out
+
+
+@njit(cache=True)
+def sigmoid_backward(y, dy):
+    out = np.empty_like(dy)
+    yf = y.ravel()
+    gf = dy.ravel()
+    of = out.ravel()
+    one = y.dtype.type(1)
+    for i in range(yf.size):
+        v = yf[i]
+        of[i] = gf[i] * v * (one - v)
+    return out
+
+
+@njit(cache=True)
+def softmax(z):
+    Bn, K = z.shape
+    s = np.empty_like(z)
+    for i in range(Bn):
+        m = z[i, 0]
+        for k in range(1, K):
+            if z[i, k] > m:
+                m = z[i, k]
+        total = z.dtype.type(0)
+        for k in range(K):
+            e = np.exp(z[i, k] - m)
+            s[i, k] = e
+            total += e
+        for k in range(K):
+            s[i, k] /= total
+    return s
+
+
+@njit(cache=True)
+def softmax_jacobian(s):
+    Bn, K = s.shape
+    J = np.empty((Bn, K, K), dtype=s.dtype)
+    for b in range(Bn):
+        for i in range(K):
+            si = s[b, i]
+            for j in range(K):
+                J[b, i, j] = -si * s[b, j]
+            J[b, i, i] += si
+    return J
+
+
+@njit(cache=True)
+def softmax_backward(s, ds):
+    Bn, K = s.shape
+    dz = np.empty_like(s)
+    for i in range(Bn):
+        dot = s.dtype.type(0)
+        for k in range(K):
+            dot += s[i, k] * ds[i, k]
+        for k in range(K):
+            dz[i, k] = s[i, k] * (ds[i, k] - dot)
+    return dz
+
+
+@njit(cache=True)
+def _ce_prob_labels(p, y, eps):
+    Bn = p.shape[0]
+    loss = np.empty(Bn, dtype=p.dtype)
+    lo = p.dtype.type(eps)
+    for i in range(Bn):
+        v = p[i, y[i]]
+        loss[i] = -np.log(v if v > lo else lo)
+    return loss
+
+
+@njit(cache=True)
+def _ce_prob_dense(p, t, eps):
+    Bn, K = p.shape
+    loss = np.empty(Bn, dtype=p.dtype)
+    lo = p.dtype.type(eps)
+    one = p.dtype.type(1)
+    for i in range(Bn):
+        acc = p.dtype.type(0)
+        for k in range(K):
+            v = p[i, k]
+            v = lo if v < lo else (one if v > one else v)
+            acc += t[i, k] * np.log(v)
+        loss[i] = -acc
+    return loss
+
+
+def cross_entropy(p, y, eps=EPS):
+    if y.ndim == 1:
+        return _ce_prob_labels(p, y, eps)
+    return _ce_prob_dense(p, y, eps)
+
+
+@njit(cache=True)
+def _ce_prob_backward_labels(p, y, eps):
+    Bn, K = p.shape
+    dp = np.zeros_like(p)
+    lo = p.dtype.type(eps)
+    nb = p.dtype.type(Bn)
+    for i in range(Bn):
+        v = p[i, y[i]]
+        if v >= lo:
+            dp[i, y[i]] = -p.dtype.type(1) / (nb * v)
+    return dp
+
+
+@njit(cache=True)
+def _ce_prob_backward_dense(p, t, eps):
+    Bn, K = p.shape
+    dp = np.zeros_like(p)
+    lo = p.dtype.type(eps)
+    nb = p.dtype.type(Bn)
+    for i in range(Bn):
+        for k in range(K):
+            v = p[i, k]
+            if v >= lo:
+                dp[i, k] = -t[i, k] / (nb * v)
+    return dp
+
+
+def cross_entropy_backward(p, y, eps=EPS):
+    if y.ndim == 1:
+        return _ce_prob_backward_labels(p, y, eps)
+    return _ce_prob_backward_dense(p, y, eps)
+
+
+@njit(cache=True)
+def _row_logsumexp(z, i):
+    K = z.shape[1]
+    m = z[i, 0]
+    for k in range(1, K):
+        if z[i, k] > m:
+            m = z[i, k]
+    total = z.dtype.type(0)
+    for k in range(K):
+        total += np.exp(z[i, k] - m)
+    return m + np.log(total)
+
+
+@njit(cache=True)
+def _ce_logits_labels(z, y):
+    Bn = z.shape[0]
+    loss = np.empty(Bn, dtype=z.dtype)
+    for i in range(Bn):
+        loss[i] = _row_logsumexp(z, i) - z[i, y[i]]
+    return loss
+
+
+@njit(cache=True)
+def _ce_logits_dense(z, t):
+    Bn, K = z.shape
+    loss = np.empty(Bn, dtype=z.dtype)
+    for i in range(Bn):
+        lse = _row_logsumexp(z, i)
+        mass = z.dtype.type(0)
+        dot = z.dtype.type(0)
+        for k in range(K):
+            mass += t[i, k]
+            dot += t[i, k] * z[i, k]
+        loss[i] = lse * mass - dot
+    return loss
+
+
+def cross_entropy_logits(z, y):
+    if y.ndim == 1:
+        return _ce_logits_labels(z, y)
+    return _ce_logits_dense(z, y)
+
+
+@njit(cache=True)
+def _sce_backward_labels(p, y):
+    Bn, K = p.shape
+    dz = np.empty_like(p)
+    nb = p.dtype.type(Bn)
+    one = p.dtype.type(1)
+    for i in range(Bn):
+        for k in range(K):
+            dz[i, k] = p[i, k] / nb
+        dz[i, y[i]] = (p[i, y[i]] - one) / nb
+    return dz
+
+
+@njit(cache=True)
+def _sce_backward_dense(p, t):
+    Bn, K = p.shape
+    dz = np.empty_like(p)
+    nb = p.dtype.type(Bn)
+    for i in range(Bn):
+        for k in range(K):
+            dz[i, k] = (p[i, k] - t[i, k]) / nb
+    return dz
+
+
+def softmax_cross_entropy_backward(p, y):
+    if y.ndim == 1:
+        return _sce_backward_labels(p, y)
+    return _sce_backward_dense(p, y)
+
+
+@njit(cache=True)
+def mse(pred, target):
+    Bn, K = pred.shape
+    loss = np.empty(Bn, dtype=pred.dtype)
+    nk = pred.dtype.type(K)
+    for i in range(Bn):
+        acc = pred.dtype.type(0)
+        for k in range(K):
+            d = pred[i, k] - target[i, k]
+            acc += d * d
+        loss[i] = acc / nk
+    return loss
+
+
+@njit(cache=True)
+def mse_backward(pred, target):
+    Bn, K = pred.shape
+    g = np.empty_like(pred)
+    scale = pred.dtype.type(2) / pred.dtype.type(Bn * K)
+    for i in range(Bn):
+        for k in range(K):
+            g[i, k] = (pred[i, k] - target[i, k]) * scale
+    return g

@@ -1,0 +1,18 @@
+"""scratchnet: neural-network layers written from scratch in NumPy, with Numba kernels.
+
+>>> from net import Linear, ReLU, Sequential, CrossEntropyLoss, SGD
+"""
+from .backend import get_backend, set_backend
+from .layers import Layer, Linear, ReLU, Sigmoid, Softmax
+from .losses import CrossEntropyLoss, MSELoss
+from .model import Parameter, Sequential
+from .optim import SGD
+from . import init, metrics
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Layer", "Linear", "ReLU", "Sigmoid", "Softmax",
+    "CrossEntropyLoss", "MSELoss", "Sequential", "Parameter", "SGD",
+    "set_backend", "get_backend", "init", "metrics",
+]

@@ -1,0 +1,26 @@
+"""The default kernel backend for layers and losses created without ``backend=``."""
+from __future__ import annotations
+
+from types import ModuleType
+
+import kernels
+
+_default = "numpy"
+
+
+def set_backend(name: str) -> None:
+    """Make ``name`` (``"numpy"`` or ``"numba"``) the default for layers created from now on."""
+    global _default
+    kernels.get_backend(name)  # raises ValueError listing the choices
+    _default = name
+
+
+def get_backend() -> str:
+    """Name of the current default backend."""
+    return _default
+
+
+def resolve(name: str | None) -> tuple[str, ModuleType]:
+    """``(name, kernel namespace)`` for ``name``, or for the default when ``None``."""
+    name = _default if name is None else name
+    return name, kernels.get_backend(name)
