@@ -8,11 +8,13 @@ from .losses import CrossEntropyLoss, MSELoss
 from .model import Parameter, Sequential
 from .optim import SGD
 from . import init, metrics
+from .gradcheck import gradcheck
+from .train import fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Layer", "Linear", "ReLU", "Sigmoid", "Softmax",
     "CrossEntropyLoss", "MSELoss", "Sequential", "Parameter", "SGD",
-    "set_backend", "get_backend", "init", "metrics",
+    "set_backend", "get_backend", "init", "metrics", "gradcheck", "fit", "predict",
 ]
