@@ -28,6 +28,7 @@ is still exact sequential SGD, only the summation order of ``dx`` differs.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -109,11 +110,11 @@ def _forward_hidden(W, b, inp, out, code, skip_zero):
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _backward_hidden(W, b, inp, delta, prev, code, lr):
+def _backward_hidden(W, b, inp, delta, prev, code, lr, blr):
     """Fused sweep for layer l >= 1: ``prev = (W @ delta) * act'(inp)``, then ``W -= lr inp delta^T``."""
     n_in, n_out = W.shape
     for j in range(n_out):
-        b[j] -= lr * delta[j]
+        b[j] -= blr * delta[j]
     for k in range(n_in):
         a = inp[k]
         if a == 0 and code == RELU:
@@ -145,11 +146,11 @@ def _first_layer_forward(W, b, x, out, code):
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _first_layer_update(W, b, x, delta, lr):
-    """``W -= lr x delta^T``, ``b -= lr delta``, touching only rows where ``x`` is nonzero."""
+def _first_layer_update(W, b, x, delta, lr, blr):
+    """``W -= lr x delta^T``, ``b -= blr delta``, touching only rows where ``x`` is nonzero."""
     n_in, n_out = W.shape
     for j in range(n_out):
-        b[j] -= lr * delta[j]
+        b[j] -= blr * delta[j]
     for k in range(n_in):
         a = x[k]
         if a != 0:
@@ -159,7 +160,7 @@ def _first_layer_update(W, b, x, delta, lr):
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _first_layer_update_then_forward(W, b, x_old, delta, lr, x_new, out, code):
+def _first_layer_update_then_forward(W, b, x_old, delta, lr, blr, x_new, out, code):
     """Sample s's first-layer update fused with sample s+1's first-layer forward.
 
     Both stream the same rows, so each row is read once: updated with
@@ -168,7 +169,7 @@ def _first_layer_update_then_forward(W, b, x_old, delta, lr, x_new, out, code):
     """
     n_in, n_out = W.shape
     for j in range(n_out):
-        b[j] -= lr * delta[j]
+        b[j] -= blr * delta[j]
         out[j] = b[j]
     for k in range(n_in):
         a_old = x_old[k]
@@ -192,10 +193,12 @@ def _first_layer_update_then_forward(W, b, x_old, delta, lr, x_new, out, code):
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy", nogil=True)
-def sgd_epoch(weights, biases, activations, loss_kind, X, labels, targets, order, lr):
+def sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr):
     """Per-sample SGD over ``X[order]``, updating ``weights``/``biases`` in place.
 
     weights : tuple of L arrays (n_l, n_{l+1}); biases : tuple of L arrays (n_{l+1},)
+    bias_on : (L,) of X's dtype, 1 where the layer's bias is trained, 0 for a layer
+    without bias (pass zeros as its bias; they stay zero)
     activations : int64 (L,) codes; loss_kind : SOFTMAX_CE or MSE
     X : (N, n_0) C-contiguous; labels : int64 (N,) (SOFTMAX_CE); targets : (N, K)
     (MSE; else any (0, K) array); order : int64 (M,) sample indices; lr : scalar of X's dtype
@@ -232,12 +235,14 @@ def sgd_epoch(weights, biases, activations, loss_kind, X, labels, targets, order
             return losses, s
         losses[s] = loss
         for l in range(L - 1, 0, -1):
-            _backward_hidden(weights[l], biases[l], A[l], D[cur], D[1 - cur], activations[l - 1], lr)
+            _backward_hidden(weights[l], biases[l], A[l], D[cur], D[1 - cur], activations[l - 1], lr,
+                             lr * bias_on[l])
             cur = 1 - cur
         if s + 1 < M:
-            _first_layer_update_then_forward(W0, biases[0], X[i], D[cur], lr, X[order[s + 1]], A[1], code0)
+            _first_layer_update_then_forward(W0, biases[0], X[i], D[cur], lr, lr * bias_on[0], X[order[s + 1]],
+                                             A[1], code0)
         else:
-            _first_layer_update(W0, biases[0], X[i], D[cur], lr)
+            _first_layer_update(W0, biases[0], X[i], D[cur], lr, lr * bias_on[0])
     return losses, M
 
 
@@ -297,6 +302,23 @@ def _atomic_load(typingctx, arr, idx):
     return sig, codegen
 
 
+@intrinsic
+def _sched_yield(typingctx):
+    """``sched_yield()`` from the C library: give the core to another runnable thread."""
+    sig = types.int32()
+
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        return builder.call(cgutils.get_or_insert_function(builder.module, fnty, "sched_yield"), [])
+
+    return sig, codegen
+
+
+#: Spins before a waiting thread starts yielding its core (matters only when there are
+#: more threads than free cores; a barrier normally completes within a few hundred spins).
+_SPINS_BEFORE_YIELD = 4096
+
+
 @njit(cache=True)
 def _barrier(sync, nthreads, gen):
     """Counting spin barrier; ``gen`` is the caller's number of barriers passed, returned + 1."""
@@ -304,8 +326,11 @@ def _barrier(sync, nthreads, gen):
         _atomic_add(sync, 0, -nthreads)
         _atomic_add(sync, 8, 1)
     else:
+        spins = 0
         while _atomic_load(sync, 8) == gen:
-            pass
+            spins += 1
+            if spins > _SPINS_BEFORE_YIELD:
+                _sched_yield()
     return gen + 1
 
 
@@ -349,7 +374,7 @@ def _backward_rows(W, inp, delta, lo, hi, lr, code, skip_zero, dx, want_dx):
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy", nogil=True)
-def sgd_epoch_threaded(weights, biases, activations, loss_kind, X, labels, targets, order, lr,
+def sgd_epoch_threaded(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr,
                        tid, nthreads, sync, P, S):
     """One thread's share of :func:`sgd_epoch` (same arguments and result, plus the team's state).
 
@@ -398,14 +423,17 @@ def sgd_epoch_threaded(weights, biases, activations, loss_kind, X, labels, targe
         if not np.isfinite(loss):
             return losses, s
         losses[s] = loss
+        # every thread has read the last layer's bias for these logits before its owner updates it
+        gen = _barrier(sync, nthreads, gen)
         delta = D
         for l in range(L - 1, -1, -1):
             W = weights[l]
             b = biases[l]
             n_in, n_out = W.shape
             blo, bhi = _share(n_out, tid, nthreads)
+            blr = lr * bias_on[l]
             for j in range(blo, bhi):
-                b[j] -= lr * delta[j]
+                b[j] -= blr * delta[j]
             lo, hi = _share(n_in, tid, nthreads)
             if l == 0:
                 _backward_rows(W, x, delta, lo, hi, lr, IDENTITY, True, D, False)

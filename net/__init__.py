@@ -9,12 +9,12 @@ from .model import Parameter, Sequential
 from .optim import SGD
 from . import init, metrics
 from .gradcheck import gradcheck
-from .train import fit, predict
+from .train import TrainingDivergedError, fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Layer", "Linear", "ReLU", "Sigmoid", "Softmax",
     "CrossEntropyLoss", "MSELoss", "Sequential", "Parameter", "SGD",
-    "set_backend", "get_backend", "init", "metrics", "gradcheck", "fit", "predict",
+    "set_backend", "get_backend", "init", "metrics", "gradcheck", "fit", "predict", "TrainingDivergedError",
 ]

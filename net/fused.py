@@ -1,7 +1,7 @@
 """Bridge from a ``Sequential`` model to the fused per-sample SGD kernel (:mod:`kernels.fused`).
 
 :func:`plan` inspects a model and loss; when the fused kernel can train them
-exactly (Linear layers with bias, ReLU/Sigmoid/identity between them, ending in
+exactly (Linear layers (with or without bias), ReLU/Sigmoid/identity between them, ending in
 ``CrossEntropyLoss(from_logits=True)`` or ``MSELoss``, numba backend,
 per-sample plain SGD) it returns a :class:`FusedPlan`, otherwise the reason why
 not, and ``fit`` falls back to the layer-by-layer loop.
@@ -28,6 +28,7 @@ class FusedPlan:
 
     weights: tuple
     biases: tuple
+    bias_on: np.ndarray
     activations: np.ndarray
     loss_kind: int
     dtype: np.dtype
@@ -47,7 +48,7 @@ class FusedPlan:
             if y.ndim == 2:
                 labels = y.argmax(axis=1)
                 if not np.array_equal(y, np.eye(K, dtype=y.dtype)[labels]):
-                    raise _Unsupported("soft (non one-hot) cross-entropy targets")
+                    raise Unsupported("soft (non one-hot) cross-entropy targets")
                 y = labels
             return np.ascontiguousarray(y, dtype=np.int64), np.zeros((0, K), dtype=self.dtype)
         if y.ndim == 1:
@@ -59,12 +60,12 @@ class FusedPlan:
         lr = self.dtype.type(lr)
         order = np.ascontiguousarray(order, dtype=np.int64)
         if threads == 1:
-            return fk.sgd_epoch(self.weights, self.biases, self.activations, self.loss_kind, X, labels, targets,
+            return fk.sgd_epoch(self.weights, self.biases, self.bias_on, self.activations, self.loss_kind, X, labels, targets,
                                 order, lr)
         return _run_threaded(self, X, labels, targets, order, lr, threads)
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     pass
 
 
@@ -72,50 +73,51 @@ def plan(model, loss, *, batch_size, momentum: float = 0.0, optimizer=None) -> F
     """A :class:`FusedPlan` for ``model``/``loss``, or a string saying why the fused path does not apply."""
     try:
         return _plan(model, loss, batch_size, momentum, optimizer)
-    except _Unsupported as exc:
+    except Unsupported as exc:
         return str(exc)
 
 
 def _plan(model, loss, batch_size, momentum, optimizer) -> FusedPlan:
     if batch_size != 1:
-        raise _Unsupported("the fused kernel does per-sample SGD only (batch_size=1)")
+        raise Unsupported("the fused kernel does per-sample SGD only (batch_size=1)")
     if momentum or (optimizer is not None and getattr(optimizer, "momentum", 1.0) != 0.0):
-        raise _Unsupported("the fused kernel does plain SGD (no momentum, no custom optimizer)")
+        raise Unsupported("the fused kernel does plain SGD (no momentum, no custom optimizer)")
     if not isinstance(model, Sequential) or len(model) == 0:
-        raise _Unsupported("the fused kernel trains a non-empty Sequential")
+        raise Unsupported("the fused kernel trains a non-empty Sequential")
     if isinstance(loss, CrossEntropyLoss) and loss.from_logits:
         loss_kind = fk.SOFTMAX_CE
     elif isinstance(loss, MSELoss):
         loss_kind = fk.MSE
     else:
-        raise _Unsupported(f"the fused kernel supports CrossEntropyLoss(from_logits=True) and MSELoss, not {loss!r}")
-    weights, biases, acts = [], [], []
+        raise Unsupported(f"the fused kernel supports CrossEntropyLoss(from_logits=True) and MSELoss, not {loss!r}")
+    weights, biases, bias_on, acts = [], [], [], []
     for layer in model:
         if getattr(layer, "backend", None) != "numba":
-            raise _Unsupported(f"{layer!r} runs on backend {getattr(layer, 'backend', None)!r}, not 'numba'")
+            raise Unsupported(f"{layer!r} runs on backend {getattr(layer, 'backend', None)!r}, not 'numba'")
         if type(layer) is Linear:
-            if not layer.has_bias:
-                raise _Unsupported(f"{layer!r} has no bias")
             if len(acts) < len(weights):        # Linear right after Linear: identity between them
                 acts.append(fk.IDENTITY)
             weights.append(layer.params["W"])
-            biases.append(layer.params["b"])
+            biases.append(layer.params["b"] if layer.has_bias else np.zeros(layer.out_features, layer.dtype))
+            bias_on.append(1 if layer.has_bias else 0)
         elif type(layer) in _ACT:
             if len(acts) != len(weights) - 1:   # first layer, or activation after activation
-                raise _Unsupported(f"{layer!r} must follow a Linear layer directly")
+                raise Unsupported(f"{layer!r} must follow a Linear layer directly")
             acts.append(_ACT[type(layer)])
         else:
-            raise _Unsupported(f"the fused kernel does not know layer {layer!r}")
+            raise Unsupported(f"the fused kernel does not know layer {layer!r}")
     if len(acts) == len(weights):
-        raise _Unsupported("the model must end with a Linear layer (the loss takes its output)")
+        raise Unsupported("the model must end with a Linear layer (the loss takes its output)")
     acts.append(fk.IDENTITY)
     dtypes = {w.dtype for w in weights}
     if len(dtypes) != 1:
-        raise _Unsupported(f"the Linear layers mix dtypes {sorted(map(str, dtypes))}")
+        raise Unsupported(f"the Linear layers mix dtypes {sorted(map(str, dtypes))}")
     for w, b in zip(weights, biases):
         if not (w.flags.c_contiguous and b.flags.c_contiguous):
-            raise _Unsupported("parameters must be C-contiguous arrays")
-    return FusedPlan(tuple(weights), tuple(biases), np.array(acts, dtype=np.int64), loss_kind, dtypes.pop())
+            raise Unsupported("parameters must be C-contiguous arrays")
+    dtype = dtypes.pop()
+    return FusedPlan(tuple(weights), tuple(biases), np.array(bias_on, dtype=dtype), np.array(acts, dtype=np.int64),
+                     loss_kind, dtype)
 
 
 def _run_threaded(p: FusedPlan, X, labels, targets, order, lr, threads: int):
@@ -128,7 +130,7 @@ def _run_threaded(p: FusedPlan, X, labels, targets, order, lr, threads: int):
 
     def work(tid):
         try:
-            results[tid] = fk.sgd_epoch_threaded(p.weights, p.biases, p.activations, p.loss_kind, X, labels,
+            results[tid] = fk.sgd_epoch_threaded(p.weights, p.biases, p.bias_on, p.activations, p.loss_kind, X, labels,
                                                  targets, order, lr, tid, threads, sync, P, S)
         except BaseException as exc:  # pragma: no cover - surfaced below
             errors.append(exc)

@@ -1,11 +1,31 @@
-"""Training loops: full-batch, mini-batch and per-sample SGD behind one ``fit`` call."""
+"""Training loops: full-batch, mini-batch and per-sample SGD behind one ``fit`` call.
+
+Per-sample SGD (``batch_size=1``) on a model the fused kernel understands
+(see :mod:`net.fused`) and the numba backend runs each epoch inside one compiled
+call -- optionally on several threads -- and otherwise falls back to the
+layer-by-layer loop.  Both paths are the same sequential SGD and end with the
+same weights within floating-point tolerance.
+"""
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
 
+from . import fused as fused_path
+from .layers import Linear
 from .optim import SGD
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the epoch and the sample."""
+
+
+class History(list):
+    """Per-epoch mean training loss; ``path`` says which loop ran (``"fused"`` or ``"layers"``)."""
+
+    path: str = "layers"
+    threads: int = 1
 
 
 def batch_order(n: int, shuffle: bool, rng: np.random.Generator) -> np.ndarray:
@@ -13,7 +33,11 @@ def batch_order(n: int, shuffle: bool, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(n) if shuffle else np.arange(n)
 
 
-def _check_fit_args(X, y, batch_size, epochs):
+def _linears(model):
+    return [layer for layer in getattr(model, "layers", [model]) if isinstance(layer, Linear)]
+
+
+def _check_fit_args(model, X, y, batch_size, epochs, threads):
     X = np.asarray(X)
     y = np.asarray(y)
     if X.ndim != 2:
@@ -24,39 +48,90 @@ def _check_fit_args(X, y, batch_size, epochs):
         raise ValueError(f"fit: batch_size must be a positive integer or None (full batch), got {batch_size!r}")
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"fit: epochs must be a positive integer, got {epochs!r}")
+    if int(threads) != threads or threads < 1:
+        raise ValueError(f"fit: threads must be a positive integer, got {threads!r}")
+    linears = _linears(model)
+    if linears:
+        first, last = linears[0], linears[-1]
+        if X.shape[1] != first.in_features:
+            raise ValueError(f"fit: {first!r} expected input of shape (batch, {first.in_features}), "
+                             f"got X of shape {X.shape}")
+        if y.ndim == 1 and y.size:
+            if y.dtype.kind not in "iu":
+                raise TypeError(f"fit: 1-D targets must be integer class labels, got dtype {y.dtype}")
+            if y.min() < 0 or y.max() >= last.out_features:
+                raise ValueError(f"fit: labels must lie in [0, {last.out_features}) for {last!r}, got min "
+                                 f"{y.min()} and max {y.max()}")
     return X, y
 
 
 def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: float = 0.01,
-        momentum: float = 0.0, optimizer=None, shuffle: bool = True, rng=None,
-        on_batch: Callable[[int, float], None] | None = None) -> list[float]:
+        momentum: float = 0.0, optimizer=None, shuffle: bool = True, rng=None, threads: int = 1,
+        fused: bool | None = None, on_batch: Callable[[int, float], None] | None = None) -> History:
     """Train ``model`` with SGD; return the mean training loss of each epoch.
 
     Parameters
     ----------
     model : :class:`~net.Sequential` (or any object with forward/backward/parameters)
     loss : a loss object, e.g. ``CrossEntropyLoss()``
-    X : (N, features); y : (N,) integer labels or (N, K) targets
+    X : (N, features); y : (N,) integer labels or (N, K) targets.  Checked against
+        the model (input width, label range) before any training step.
     batch_size : rows per step; ``1`` is per-sample SGD, ``None`` the full batch
     epochs, lr, momentum : SGD settings (ignored when ``optimizer`` is given)
     optimizer : an optimiser over ``model.parameters()`` to use instead of a new ``SGD``
     shuffle : draw a new sample order each epoch from ``rng`` (else file order)
     rng : numpy Generator or seed for the shuffling
-    on_batch : called as ``on_batch(rows, batch_loss)`` after every step (progress bars)
+    threads : threads for the fused per-sample kernel (exact sequential SGD, the
+        work of each sample split by weight rows); needs the fused path
+    fused : None (use the fused kernel when it applies), True (require it: error
+        saying why not), False (always the layer-by-layer loop)
+    on_batch : called as ``on_batch(rows, mean_loss)`` as training advances
+        (every step; every chunk of samples on the fused path)
+
+    Raises :class:`TrainingDivergedError` naming the epoch and sample when the
+    loss becomes NaN or infinite.
     """
-    X, y = _check_fit_args(X, y, batch_size, epochs)
+    X, y = _check_fit_args(model, X, y, batch_size, epochs, threads)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     opt = optimizer if optimizer is not None else SGD(model.parameters(), lr=lr, momentum=momentum)
+    plan = None
+    if fused is not False:
+        plan = fused_path.plan(model, loss, batch_size=batch_size, momentum=momentum, optimizer=optimizer)
+        if isinstance(plan, str):
+            if fused or threads > 1:
+                what = f"threads={threads}" if threads > 1 else "fused=True"
+                raise ValueError(f"fit: {what} needs the fused per-sample kernel, but {plan}")
+            plan = None
+    elif threads > 1:
+        raise ValueError(f"fit: threads={threads} needs the fused per-sample kernel, but fused=False")
+    if plan is not None:
+        try:
+            labels, targets = plan.targets(y)
+        except fused_path.Unsupported as exc:
+            if fused or threads > 1:
+                raise ValueError(f"fit: the fused per-sample kernel cannot take these targets: {exc}") from None
+            plan = None
+    history = History()
+    history.path = "fused" if plan is not None else "layers"
+    history.threads = threads
+    if plan is not None:
+        Xc = np.ascontiguousarray(X, dtype=plan.dtype)
+        for epoch in range(1, int(epochs) + 1):
+            order = batch_order(X.shape[0], shuffle, rng)
+            history.append(_fused_epoch(plan, Xc, labels, targets, order, opt.lr, threads, epoch, on_batch))
+        return history
     n = X.shape[0]
     bs = n if batch_size is None else int(batch_size)
-    history = []
-    for _ in range(int(epochs)):
+    for epoch in range(1, int(epochs) + 1):
         order = batch_order(n, shuffle, rng)
         total = 0.0
         for start in range(0, n, bs):
             idx = order[start:start + bs]
-            xb, yb = X[idx], y[idx]
-            batch_loss = loss.forward(model.forward(xb), yb)
+            batch_loss = loss.forward(model.forward(X[idx]), y[idx])
+            if not np.isfinite(batch_loss):
+                raise TrainingDivergedError(
+                    f"loss became {batch_loss} in epoch {epoch} at sample {int(idx[0])} "
+                    f"(position {start} of the epoch); lower the learning rate")
             model.backward(loss.backward())
             opt.step()
             total += batch_loss * len(idx)
@@ -64,6 +139,26 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
                 on_batch(len(idx), batch_loss)
         history.append(total / n)
     return history
+
+
+#: Samples per fused-kernel call when progress is reported.
+FUSED_CHUNK = 2048
+
+
+def _fused_epoch(plan, X, labels, targets, order, lr, threads, epoch, on_batch) -> float:
+    step = order.shape[0] if on_batch is None else FUSED_CHUNK
+    total = 0.0
+    for start in range(0, order.shape[0], step):
+        chunk = order[start:start + step]
+        losses, done = plan.run(X, labels, targets, chunk, lr, threads)
+        if done < chunk.shape[0]:
+            raise TrainingDivergedError(
+                f"loss became non-finite in epoch {epoch} at sample {int(chunk[done])} "
+                f"(position {start + done} of the epoch); lower the learning rate")
+        total += float(np.sum(losses, dtype=np.float64))
+        if on_batch is not None:
+            on_batch(chunk.shape[0], float(np.mean(losses, dtype=np.float64)))
+    return total / order.shape[0]
 
 
 def predict(model, X, batch_size: int = 4096) -> np.ndarray:
