@@ -1,0 +1,1 @@
+"""scratchnet benchmarks (run from the repository root)."""
