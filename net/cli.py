@@ -1,0 +1,277 @@
+"""Command line: ``python -m net train | evaluate | predict | bench`` (also the ``scratchnet`` script).
+
+Usage errors (unknown choices, malformed ``--layers``, impossible settings) print
+one line saying what is wrong and what is valid, and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from . import init as initializers
+from .runs import ACTIVATIONS, DATASETS, DEFAULT_LAYERS, LOSSES, RunConfig
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump, no traceback
+        raise UsageError(message)
+
+
+def _layers(text: str) -> list[int]:
+    parts = text.split("-")
+    try:
+        widths = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"malformed --layers {text!r}: expected widths joined by '-', e.g. 784-512-512-10") from None
+    if len(widths) < 2 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(
+            f"malformed --layers {text!r}: need at least two positive widths, e.g. 784-512-512-10")
+    return widths
+
+
+def _batch_size(text: str):
+    if text == "full":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid --batch-size {text!r}: a positive integer or 'full'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid --batch-size {text!r}: a positive integer or 'full'")
+    return value
+
+
+def _positive(kind, name):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: expected a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        return value
+    return parse
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"--val-fraction must lie in [0, 1), got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m net", description="scratchnet: train, evaluate and benchmark from the shell")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a network (defaults: the tutorial network on Fashion-MNIST)")
+    t.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    t.add_argument("--data-root", default=None, help="folder holding the IDX files (default: search, then download)")
+    t.add_argument("--layers", type=_layers, default=None,
+                   help="layer widths, e.g. 784-512-512-10 (default: by dataset; spiral 2-100-3)")
+    t.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid")
+    t.add_argument("--loss", choices=list(LOSSES), default="softmax-ce")
+    t.add_argument("--init", choices=list(initializers.INITIALIZERS), default="xavier_normal")
+    t.add_argument("--optimizer", choices=["sgd"], default="sgd")
+    t.add_argument("--momentum", type=float, default=0.0)
+    t.add_argument("--lr", type=_positive(float, "--lr"), default=0.02)
+    t.add_argument("--batch-size", type=_batch_size, default=1, help="1 = per-sample SGD, 'full' = full batch")
+    t.add_argument("--epochs", type=_positive(int, "--epochs"), default=None,
+                   help="epochs in total (default 1; with --resume: the new total)")
+    t.add_argument("--val-fraction", type=_fraction, default=0.0)
+    t.add_argument("--shuffle", action="store_true", help="reshuffle every epoch (default: file order)")
+    t.add_argument("--limit", type=_positive(int, "--limit"), default=None, help="train on the first N samples")
+    t.add_argument("--backend", choices=["numpy", "numba"], default="numba")
+    t.add_argument("--threads", type=_positive(int, "--threads"), default=None,
+                   help="threads for the fused per-sample kernel (default 1)")
+    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="run folder (default: runs/<date-time>)")
+    t.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue the run in RUN_DIR from its last checkpoint (--epochs = new total)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    e = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and confusion matrix of a run")
+    e.add_argument("run_dir")
+
+    q = sub.add_parser("predict", help="classify one test image (or an image file) with a trained run")
+    q.add_argument("run_dir")
+    g = q.add_mutually_exclusive_group(required=True)
+    g.add_argument("--index", type=int, help="index into the test set")
+    g.add_argument("--image", help="a 28x28 grayscale image: .png or .npy")
+
+    b = sub.add_parser("bench", help="benchmarks: per-sample SGD, or the kernel suite")
+    b.add_argument("suite", choices=["persample", "kernels"], nargs="?", default="persample")
+    b.add_argument("--quick", action="store_true")
+    b.add_argument("--compare", nargs=2, metavar=("OLD_JSON", "NEW_JSON"), help="kernels: diff two result files")
+    return p
+
+
+def _config_from_args(args) -> RunConfig:
+    args.epochs = 1 if args.epochs is None else args.epochs
+    args.threads = 1 if args.threads is None else args.threads
+    layers = args.layers or [int(w) for w in DEFAULT_LAYERS[args.dataset].split("-")]
+    expected_in = {"fashion-mnist": 784, "mnist": 784, "spiral": 2}[args.dataset]
+    if layers[0] != expected_in:
+        raise UsageError(f"--layers starts with {layers[0]} inputs but {args.dataset} has {expected_in} "
+                         f"features per sample; start with {expected_in}, e.g. "
+                         f"{expected_in}-{'-'.join(map(str, layers[1:]))}")
+    if args.dataset != "spiral" and layers[-1] != 10:
+        raise UsageError(f"--layers ends with {layers[-1]} outputs but {args.dataset} has 10 classes")
+    if not 0 <= args.momentum < 1:
+        raise UsageError(f"--momentum must lie in [0, 1), got {args.momentum}")
+    if args.threads > 1 and (args.backend != "numba" or args.batch_size != 1 or args.momentum):
+        raise UsageError("--threads > 1 needs the fused per-sample kernel: --backend numba --batch-size 1 "
+                         "and no --momentum")
+    return RunConfig(dataset=args.dataset, data_root=args.data_root, layers=layers, activation=args.activation,
+                     loss=args.loss, init=args.init, optimizer=args.optimizer, momentum=args.momentum, lr=args.lr,
+                     batch_size=args.batch_size, epochs=args.epochs, val_fraction=args.val_fraction,
+                     shuffle=args.shuffle, limit=args.limit, backend=args.backend, threads=args.threads,
+                     dtype=args.dtype, seed=args.seed)
+
+
+def cmd_train(args) -> int:
+    from .runs import read_config, train
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "checkpoint.npz").is_file():
+            raise UsageError(f"--resume {run_dir}: no checkpoint.npz there; pass a run folder written by "
+                             "'python -m net train --out RUN_DIR'")
+        cfg = read_config(run_dir)
+        if args.epochs is not None:
+            cfg.epochs = args.epochs
+        if args.threads is not None:
+            cfg.threads = args.threads
+    else:
+        cfg = _config_from_args(args)
+        run_dir = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+        if (run_dir / "checkpoint.npz").exists():
+            raise UsageError(f"--out {run_dir} already holds a run; use --resume {run_dir} or another --out")
+    print(f"run folder: {run_dir}")
+    history = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    if history:
+        print(f"final test accuracy {100 * history[-1]['test_acc']:.2f}% -- see {run_dir}/curves.png")
+    return 0
+
+
+def _load_run(run_dir):
+    from . import io
+    from .runs import load_data, read_config
+
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoint.npz"
+    if not path.is_file():
+        raise UsageError(f"{run_dir}: no checkpoint.npz; pass a run folder written by 'python -m net train'")
+    cfg = read_config(run_dir)
+    model = io.load(path, backend=cfg.backend)
+    return cfg, model, load_data(cfg, progress=False)
+
+
+def cmd_evaluate(args) -> int:
+    from . import metrics
+    from .plot import confusion
+    from .runs import LOSSES, evaluate
+
+    cfg, model, data = _load_run(args.run_dir)
+    loss, acc, pred = evaluate(model, LOSSES[cfg.loss](cfg.backend), data.X_test, data.y_test)
+    cm = metrics.confusion_matrix(pred, data.y_test, len(data.class_names))
+    print(f"test loss {loss:.4f}  test accuracy {100 * acc:.2f}%  ({len(data.y_test)} samples)")
+    width = max(len(n) for n in data.class_names)
+    print(f"{'class':<{width}}  accuracy")
+    for k, name in enumerate(data.class_names):
+        total = cm[k].sum()
+        print(f"{name:<{width}}  {100 * cm[k, k] / total:6.2f}%" if total else f"{name:<{width}}     n/a")
+    print("confusion matrix (rows: true, columns: predicted):")
+    print(np.array2string(cm, max_line_width=200))
+    out = confusion(cm, data.class_names, Path(args.run_dir) / "confusion.png", title="test confusion matrix")
+    print(f"wrote {out}")
+    return 0
+
+
+def _read_image(path: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--image {path}: no such file")
+    if p.suffix == ".npy":
+        img = np.load(p, allow_pickle=False).astype(np.float64)
+    elif p.suffix.lower() == ".png":
+        import matplotlib.image as mpimg
+
+        img = mpimg.imread(p).astype(np.float64)
+        if img.ndim == 3:
+            img = img[..., :3].mean(axis=2)
+    else:
+        raise UsageError(f"--image {path}: unsupported file type {p.suffix!r}; use .png or .npy")
+    if img.max() > 1:
+        img = img / 255.0
+    return img
+
+
+def cmd_predict(args) -> int:
+    from .layers import Softmax
+
+    cfg, model, data = _load_run(args.run_dir)
+    n_in = model.layers[0].in_features
+    if args.index is not None:
+        if not 0 <= args.index < len(data.y_test):
+            raise UsageError(f"--index {args.index}: the test set has indices 0..{len(data.y_test) - 1}")
+        x, truth = data.X_test[args.index], data.class_names[data.y_test[args.index]]
+    else:
+        x, truth = _read_image(args.image), None
+    if x.size != n_in:
+        raise UsageError(f"the image has {x.size} values but the model takes {n_in} (e.g. 28x28)")
+    scores = model.forward(np.asarray(x).reshape(1, n_in))
+    probs = Softmax().forward(scores)[0] if cfg.loss == "softmax-ce" else scores[0]
+    best = int(np.argmax(probs))
+    print(f"prediction: {data.class_names[best]} ({100 * probs[best]:.1f}%)" +
+          (f"   truth: {truth}" if truth is not None else ""))
+    for k in np.argsort(probs)[::-1]:
+        print(f"  {data.class_names[k]:<12} {probs[k]:.4f}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.suite == "persample":
+        from bench.persample import main as persample_main
+
+        return persample_main(["--quick"] if args.quick else [])
+    from bench.report import main as report_main
+
+    argv = (["--quick"] if args.quick else []) + (["--compare", *args.compare] if args.compare else [])
+    return report_main(argv)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        handler = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench}
+        return handler[args.command](args)
+    except UsageError as exc:
+        print(f"python -m net: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into e.g. head
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted; the last finished epoch's checkpoint is intact (resume with --resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from .data import DatasetError
+        from .io import CheckpointError
+
+        if isinstance(exc, (DatasetError, CheckpointError)):
+            print(f"python -m net: {exc}", file=sys.stderr)
+            return 1
+        raise

@@ -1,0 +1,185 @@
+"""Saving and loading models and training checkpoints as ``.npz`` -- no pickle, atomic writes.
+
+The archive holds the arrays plus a JSON description (architecture, and for
+checkpoints the epoch, optimizer settings, RNG state, history).  Loading uses
+``allow_pickle=False`` and rebuilds layers from the JSON, so a file from a
+stranger cannot run code; a SHA-256 over everything inside catches truncated or
+edited files.  Writes go to a temp file in the same folder, are fsynced, then
+renamed over the target: a crash at any moment leaves the previous file intact.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .layers import Linear, ReLU, Sigmoid, Softmax
+from .model import Sequential
+
+FORMAT = "scratchnet-1"
+_LAYER_TYPES = {"Linear": Linear, "ReLU": ReLU, "Sigmoid": Sigmoid, "Softmax": Softmax}
+
+
+class CheckpointError(ValueError):
+    """A model/checkpoint file is missing, damaged, tampered with, or not ours."""
+
+
+def describe(model) -> list[dict]:
+    """JSON-ready architecture of a ``Sequential`` (or a single layer)."""
+    layers = model.layers if isinstance(model, Sequential) else [model]
+    spec = []
+    for layer in layers:
+        kind = type(layer).__name__
+        if kind not in _LAYER_TYPES or type(layer) is not _LAYER_TYPES[kind]:
+            raise TypeError(f"cannot save layer {layer!r}: only {', '.join(_LAYER_TYPES)} are supported")
+        entry = {"type": kind}
+        if isinstance(layer, Linear):
+            entry.update(in_features=layer.in_features, out_features=layer.out_features,
+                         bias=layer.has_bias, dtype=layer.dtype.name)
+        spec.append(entry)
+    return spec
+
+
+def build(spec: list[dict], backend: str | None = None) -> Sequential:
+    """A ``Sequential`` with the architecture ``spec`` (parameters freshly initialised)."""
+    layers = []
+    for i, entry in enumerate(spec):
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind not in _LAYER_TYPES:
+            raise CheckpointError(f"layer {i}: unknown type {kind!r}")
+        if kind == "Linear":
+            layers.append(Linear(int(entry["in_features"]), int(entry["out_features"]), bias=bool(entry["bias"]),
+                                 dtype=entry["dtype"], backend=backend, init="zeros"))
+        else:
+            layers.append(_LAYER_TYPES[kind](backend=backend))
+    return Sequential(layers)
+
+
+def _digest(meta_json: str, arrays: dict) -> str:
+    h = hashlib.sha256(meta_json.encode())
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _atomic_write_npz(path: Path, arrays: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def remove_stale_temp_files(folder) -> list[Path]:
+    """Delete temp files left by writes that were killed mid-way (``.<name>.*.tmp``)."""
+    removed = []
+    for p in Path(folder).glob(".*.tmp"):
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def save(model, path, *, extra: dict | None = None, arrays: dict | None = None) -> Path:
+    """Write ``model`` (and optional JSON ``extra`` / named ``arrays``) to ``path`` atomically."""
+    path = Path(path)
+    spec = describe(model)
+    layers = model.layers if isinstance(model, Sequential) else [model]
+    out = {}
+    for i, layer in enumerate(layers):
+        for name, value in layer.params.items():
+            out[f"param/{i}/{name}"] = np.asarray(value)
+    for key, value in (arrays or {}).items():
+        out[f"extra/{key}"] = np.asarray(value)
+    meta = json.dumps({"format": FORMAT, "architecture": spec, "extra": extra or {}}, sort_keys=True)
+    out["__meta__"] = np.array(meta)
+    out["__digest__"] = np.array(_digest(meta, {k: v for k, v in out.items() if k != "__meta__"}))
+    _atomic_write_npz(path, out)
+    return path
+
+
+def read(path) -> tuple[dict, dict]:
+    """``(meta, arrays)`` from a file written by :func:`save`, verified; :class:`CheckpointError` if not."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise CheckpointError(f"{path}: not a readable .npz archive (truncated or damaged?): {exc}") from None
+    if "__meta__" not in arrays or "__digest__" not in arrays:
+        raise CheckpointError(f"{path}: not a scratchnet model file (no metadata)")
+    meta_json = str(arrays.pop("__meta__"))
+    digest = str(arrays.pop("__digest__"))
+    if _digest(meta_json, arrays) != digest:
+        raise CheckpointError(f"{path}: checksum mismatch: the file was modified or damaged after it was written")
+    try:
+        meta = json.loads(meta_json)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: bad metadata: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unknown format {meta.get('format')!r} (expected {FORMAT!r})")
+    return meta, arrays
+
+
+def load(path, backend: str | None = None) -> Sequential:
+    """Rebuild the ``Sequential`` saved at ``path`` (a model file or a training checkpoint)."""
+    meta, arrays = read(path)
+    model = build(meta["architecture"], backend=backend)
+    for i, layer in enumerate(model.layers):
+        for name, value in layer.params.items():
+            key = f"param/{i}/{name}"
+            if key not in arrays:
+                raise CheckpointError(f"{path}: missing parameter {key}")
+            if arrays[key].shape != value.shape or arrays[key].dtype != value.dtype:
+                raise CheckpointError(f"{path}: parameter {key} has shape {arrays[key].shape} {arrays[key].dtype}, "
+                                      f"expected {value.shape} {value.dtype}")
+            value[...] = arrays[key]
+    return model
+
+
+def save_checkpoint(path, model, optimizer, *, epoch: int, rng: np.random.Generator, history: list,
+                    config: dict | None = None) -> Path:
+    """Model + optimizer state + epoch + RNG state + history, atomically."""
+    state = optimizer.state_dict()
+    velocity = state.pop("velocity")
+    arrays = {f"velocity/{i}": v for i, v in enumerate(velocity)} if velocity is not None else {}
+    extra = {"epoch": int(epoch), "optimizer": state, "rng_state": rng.bit_generator.state,
+             "history": history, "config": config or {}}
+    return save(model, path, extra=extra, arrays=arrays)
+
+
+def load_checkpoint(path, backend: str | None = None) -> dict:
+    """``{"model", "epoch", "optimizer_state", "rng", "history", "config"}`` from :func:`save_checkpoint`."""
+    model = load(path, backend=backend)
+    meta, arrays = read(path)
+    extra = meta.get("extra", {})
+    if "epoch" not in extra or "rng_state" not in extra:
+        raise CheckpointError(f"{path}: a model file, not a training checkpoint (no epoch/RNG state)")
+    vel_keys = sorted((k for k in arrays if k.startswith("extra/velocity/")), key=lambda k: int(k.rsplit("/", 1)[1]))
+    state = dict(extra["optimizer"])
+    state["velocity"] = [arrays[k] for k in vel_keys] if vel_keys else None
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = extra["rng_state"]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: bad RNG state: {exc}") from None
+    return {"model": model, "epoch": int(extra["epoch"]), "optimizer_state": state, "rng": rng,
+            "history": extra.get("history", []), "config": extra.get("config", {})}

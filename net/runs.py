@@ -1,0 +1,223 @@
+"""Training runs on disk: a run folder with config, history, curves, confusion matrix, checkpoints.
+
+Used by ``python -m net train/evaluate/predict``; usable from Python too.
+
+Run folder layout::
+
+    config.json      everything needed to rerun (and the versions that ran it)
+    history.json     one dict per epoch: losses, accuracies, time, samples/s
+    checkpoint.npz   last finished epoch: weights, optimizer state, epoch, RNG state
+    model.npz        final weights (``net.io.load`` reads either file)
+    curves.png       loss and accuracy per epoch
+    confusion.png    test-set confusion matrix
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import io, metrics
+from .layers import Linear, ReLU, Sigmoid
+from .losses import CrossEntropyLoss, MSELoss
+from .model import Sequential
+from .optim import SGD
+from .train import fit, predict
+
+ACTIVATIONS = {"sigmoid": Sigmoid, "relu": ReLU, "identity": None}
+LOSSES = {"softmax-ce": lambda backend: CrossEntropyLoss(backend=backend),
+          "mse": lambda backend: MSELoss(backend=backend)}
+DATASETS = ("fashion-mnist", "mnist", "spiral")
+DEFAULT_LAYERS = {"fashion-mnist": "784-512-512-10", "mnist": "784-512-512-10", "spiral": "2-100-3"}
+
+
+@dataclass
+class RunConfig:
+    """Everything a run depends on (written to ``config.json``)."""
+
+    dataset: str = "fashion-mnist"
+    data_root: str | None = None
+    layers: list[int] = field(default_factory=lambda: [784, 512, 512, 10])
+    activation: str = "sigmoid"
+    loss: str = "softmax-ce"
+    init: str = "xavier_normal"
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    lr: float = 0.02
+    batch_size: int | None = 1
+    epochs: int = 1
+    val_fraction: float = 0.0
+    shuffle: bool = False
+    limit: int | None = None
+    backend: str = "numba"
+    threads: int = 1
+    dtype: str = "float32"
+    seed: int = 0
+
+
+def build_model(cfg: RunConfig, rng: np.random.Generator) -> Sequential:
+    """``Linear`` layers of widths ``cfg.layers`` with ``cfg.activation`` between them."""
+    act = ACTIVATIONS[cfg.activation]
+    layers = []
+    for i, (a, b) in enumerate(zip(cfg.layers, cfg.layers[1:])):
+        layers.append(Linear(a, b, init=cfg.init, rng=rng, dtype=cfg.dtype, backend=cfg.backend))
+        if act is not None and i < len(cfg.layers) - 2:
+            layers.append(act(backend=cfg.backend))
+    return Sequential(layers)
+
+
+@dataclass
+class Data:
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    X_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple
+
+
+def load_data(cfg: RunConfig, progress: bool = True) -> Data:
+    """The run's train/validation/test arrays (validation split seeded by ``cfg.seed``)."""
+    from .data import FASHION_MNIST_CLASSES, MNIST_CLASSES, load_by_name, spiral, train_val_split
+
+    if cfg.dataset == "spiral":
+        k = cfg.layers[-1]
+        X, y = spiral(100, k, rng=cfg.seed, dtype=cfg.dtype)
+        X_test, y_test = spiral(100, k, rng=cfg.seed + 1, dtype=cfg.dtype)
+        names = tuple(str(i) for i in range(k))
+    else:
+        X, y, X_test, y_test = load_by_name(cfg.dataset, cfg.data_root, dtype=cfg.dtype, progress=progress)
+        names = FASHION_MNIST_CLASSES if cfg.dataset == "fashion-mnist" else MNIST_CLASSES
+    if cfg.limit is not None:
+        X, y = X[:cfg.limit], y[:cfg.limit]
+    X_val = y_val = None
+    if cfg.val_fraction > 0:
+        X, y, X_val, y_val = train_val_split(X, y, cfg.val_fraction, rng=cfg.seed)
+    return Data(X, y, X_val, y_val, X_test, y_test, names)
+
+
+def evaluate(model, loss, X, y) -> tuple[float, float, np.ndarray]:
+    """``(mean loss, accuracy, predicted labels)`` on a whole set."""
+    out = predict(model, X)
+    return loss.forward(out, y), metrics.accuracy(out, y), out.argmax(axis=1)
+
+
+def _write_json(path: Path, obj) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def versions() -> dict:
+    import numba
+
+    from . import __version__
+
+    return {"scratchnet": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "platform": platform.platform()}
+
+
+def _plots(run_dir: Path, history: list, cm: np.ndarray, names) -> None:
+    try:
+        from .plot import confusion, curves
+    except ImportError:  # pragma: no cover
+        return
+    try:
+        curves(history, run_dir / "curves.png")
+        confusion(cm, names, run_dir / "confusion.png", title="test confusion matrix")
+    except ImportError as exc:
+        warnings.warn(f"no plots written: {exc}")
+
+
+def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = True, log=print) -> list[dict]:
+    """Train (or continue) the run in ``run_dir``; return its history.
+
+    With ``resume`` the weights, optimizer state, epoch counter and shuffling RNG
+    come from ``run_dir/checkpoint.npz``, so an interrupted and resumed run ends
+    with the same weights as an uninterrupted one.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    io.remove_stale_temp_files(run_dir)
+    data = load_data(cfg, progress=progress)
+    loss = LOSSES[cfg.loss](cfg.backend)
+    if resume:
+        state = io.load_checkpoint(run_dir / "checkpoint.npz", backend=cfg.backend)
+        model, start, rng, history = state["model"], state["epoch"], state["rng"], state["history"]
+        opt = SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        opt.load_state_dict(state["optimizer_state"])
+    else:
+        init_rng = np.random.default_rng(cfg.seed)
+        model = build_model(cfg, init_rng)
+        rng = np.random.default_rng([cfg.seed, 1])
+        opt = SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        start, history = 0, []
+    _write_json(run_dir / "config.json", {"config": asdict(cfg), "versions": versions()})
+    n = data.X_train.shape[0]
+    cm = None
+    for epoch in range(start + 1, cfg.epochs + 1):
+        bar = _progress_bar(n, f"epoch {epoch}/{cfg.epochs}") if progress else None
+        t0 = time.perf_counter()
+        hist = fit(model, loss, data.X_train, data.y_train, batch_size=cfg.batch_size, epochs=1,
+                   optimizer=opt, shuffle=cfg.shuffle, rng=rng, threads=cfg.threads,
+                   on_batch=(lambda rows, value: (bar.update(rows), bar.set_postfix(loss=f"{value:.4f}")))
+                   if bar is not None else None)
+        elapsed = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        row = {"epoch": epoch, "train_loss": hist[0], "seconds": elapsed, "samples_per_s": n / elapsed,
+               "path": hist.path}
+        row["train_acc"] = evaluate(model, loss, data.X_train, data.y_train)[1]
+        if data.X_val is not None:
+            row["val_loss"], row["val_acc"], _ = evaluate(model, loss, data.X_val, data.y_val)
+        row["test_loss"], row["test_acc"], pred = evaluate(model, loss, data.X_test, data.y_test)
+        cm = metrics.confusion_matrix(pred, data.y_test, len(data.class_names))
+        history.append(row)
+        io.save_checkpoint(run_dir / "checkpoint.npz", model, opt, epoch=epoch, rng=rng, history=history,
+                           config=asdict(cfg))
+        _write_json(run_dir / "history.json", history)
+        log(_epoch_line(row, cfg.epochs))
+    if cm is None:  # nothing left to train: still refresh the pictures from the checkpoint's model
+        _, _, pred = evaluate(model, loss, data.X_test, data.y_test)
+        cm = metrics.confusion_matrix(pred, data.y_test, len(data.class_names))
+    io.save(model, run_dir / "model.npz", extra={"config": asdict(cfg)})
+    _plots(run_dir, history, cm, data.class_names)
+    return history
+
+
+def _epoch_line(row: dict, epochs: int) -> str:
+    parts = [f"epoch {row['epoch']}/{epochs}", f"train loss {row['train_loss']:.4f}",
+             f"train acc {100 * row['train_acc']:.2f}%"]
+    if "val_loss" in row:
+        parts += [f"val loss {row['val_loss']:.4f}", f"val acc {100 * row['val_acc']:.2f}%"]
+    parts += [f"test loss {row['test_loss']:.4f}", f"test acc {100 * row['test_acc']:.2f}%",
+              f"{row['seconds']:.1f}s ({row['samples_per_s']:,.0f} samples/s, {row['path']} path)"]
+    return " | ".join(parts)
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", unit_scale=True, leave=False, mininterval=0.5)
+
+
+def read_config(run_dir) -> RunConfig:
+    """The :class:`RunConfig` stored in ``run_dir/config.json``."""
+    path = Path(run_dir) / "config.json"
+    with open(path) as f:
+        raw = json.load(f)["config"]
+    return RunConfig(**raw)

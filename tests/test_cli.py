@@ -1,0 +1,119 @@
+"""``python -m net`` end to end, through subprocess."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from net import io
+
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+PNG = b"\x89PNG\r\n\x1a\n"
+SPIRAL = ["--dataset", "spiral", "--activation", "relu", "--init", "kaiming_normal", "--no-progress"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "net", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def _weights(run_dir):
+    return [p.value for p in io.load(Path(run_dir) / "checkpoint.npz").parameters()]
+
+
+def _check_run_folder(run_dir, epochs):
+    run_dir = Path(run_dir)
+    for name in ("config.json", "history.json", "checkpoint.npz", "model.npz", "curves.png", "confusion.png"):
+        assert (run_dir / name).is_file(), name
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
+    assert (run_dir / "curves.png").read_bytes()[:8] == PNG
+    assert (run_dir / "confusion.png").read_bytes()[:8] == PNG
+    config = json.loads((run_dir / "config.json").read_text())
+    assert "numpy" in config["versions"] and config["config"]["epochs"] == epochs
+    io.load(run_dir / "model.npz")
+    return history
+
+
+def test_train_on_spiral(tmp_path):
+    out = tmp_path / "run"
+    res = run("train", *SPIRAL, "--lr", "1.0", "--batch-size", "full", "--epochs", "40", "--out", out)
+    assert res.returncode == 0, res.stderr
+    history = _check_run_folder(out, 40)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert "epoch 40/40 | train loss" in res.stdout
+
+
+@pytest.mark.skipif(not DEBIAN.is_dir(), reason="needs dataset-fashion-mnist (installed by .ci/run)")
+def test_train_evaluate_predict_on_fashion_mnist(tmp_path):
+    out = tmp_path / "run"
+    res = run("train", "--limit", "2000", "--epochs", "2", "--val-fraction", "0.1", "--threads", "2",
+              "--out", out, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    history = _check_run_folder(out, 2)
+    assert history[-1]["path"] == "fused" and history[-1]["test_acc"] > 0.5
+    assert "val_acc" in history[-1]
+    res = run("evaluate", out)
+    assert res.returncode == 0, res.stderr
+    assert "test accuracy" in res.stdout and "Ankle boot" in res.stdout
+    res = run("predict", out, "--index", "0")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("prediction: ") and "truth: Ankle boot" in res.stdout
+    img = tmp_path / "img.npy"
+    from net.data import fashion_mnist
+    np.save(img, fashion_mnist(DEBIAN, download=False, flatten=False)[2][0])
+    res = run("predict", out, "--image", img)
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("extra", [
+    ["--shuffle", "--batch-size", "8", "--momentum", "0.9", "--backend", "numpy"],
+    ["--shuffle", "--batch-size", "1", "--backend", "numba"],
+], ids=["minibatch-momentum", "fused-per-sample"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra):
+    common = [*SPIRAL, "--lr", "0.05", "--seed", "3", *extra]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run("train", *common, "--epochs", "3", "--out", straight).returncode == 0
+    assert run("train", *common, "--epochs", "1", "--out", split).returncode == 0
+    res = run("train", "--resume", split, "--epochs", "3", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    for a, b in zip(_weights(straight), _weights(split)):
+        np.testing.assert_array_equal(a, b)
+    assert len(json.loads((split / "history.json").read_text())) == 3
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataset", "cifar"], "invalid choice: 'cifar' (choose from 'fashion-mnist', 'mnist', 'spiral')"),
+    (["--activation", "tanh"], "invalid choice: 'tanh' (choose from 'sigmoid', 'relu', 'identity')"),
+    (["--loss", "hinge"], "invalid choice: 'hinge' (choose from 'softmax-ce', 'mse')"),
+    (["--layers", "784-x-10"], "malformed --layers '784-x-10': expected widths joined by '-'"),
+    (["--layers", "784"], "need at least two positive widths"),
+    (["--layers", "100-10"], "--layers starts with 100 inputs but fashion-mnist has 784 features"),
+    (["--lr", "0"], "--lr must be > 0, got 0"),
+    (["--lr", "-1"], "--lr must be > 0, got -1"),
+    (["--epochs", "0"], "--epochs must be > 0, got 0"),
+    (["--batch-size", "zero"], "a positive integer or 'full'"),
+    (["--threads", "2", "--batch-size", "4"], "--threads > 1 needs the fused per-sample kernel"),
+    (["--resume", "."], "no checkpoint.npz there"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
+    res = run("train", *args, "--out", tmp_path / "never", cwd=tmp_path)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert message in lines[0] and "Traceback" not in res.stderr
+    assert not (tmp_path / "never").exists()
+
+
+def test_evaluate_without_a_run_folder(tmp_path):
+    res = run("evaluate", tmp_path)
+    assert res.returncode == 2 and "no checkpoint.npz" in res.stderr
+
+
+def test_console_script_is_declared():
+    import tomllib
+
+    meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert meta["project"]["scripts"]["scratchnet"] == "net.cli:main"
