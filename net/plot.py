@@ -74,7 +74,7 @@ def curves(history: list[dict], path) -> Path:
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for key, style in (("train_loss", "-o"), ("val_loss", "--s")):
+    for key, style in (("train_loss", "-o"), ("val_loss", "--s"), ("test_loss", ":^")):
         vals = [h.get(key) for h in history]
         if any(v is not None for v in vals):
             ax_loss.plot(epochs, vals, style, label=key.replace("_", " "))
@@ -84,7 +84,10 @@ def curves(history: list[dict], path) -> Path:
             ax_acc.plot(epochs, [None if v is None else 100 * v for v in vals], style, label=key.replace("_", " "))
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     return _save(fig, path)
