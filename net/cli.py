@@ -1,4 +1,4 @@
-"""Command line: ``python -m net train | evaluate | predict | bench`` (also the ``scratchnet`` script).
+"""Command line: ``python -m net train | evaluate | predict | experiment | bench`` (also the ``scratchnet`` script).
 
 Usage errors (unknown choices, malformed ``--layers``, impossible settings) print
 one line saying what is wrong and what is valid, and exit with status 2.
@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = q.add_mutually_exclusive_group(required=True)
     g.add_argument("--index", type=int, help="index into the test set")
     g.add_argument("--image", help="a 28x28 grayscale image: .png or .npy")
+
+    x = sub.add_parser("experiment", help="reproduce one of the tutorials' studies (PNG + table)")
+    x.add_argument("name", choices=["init-depth", "losses", "persample", "softmax-jacobian"])
+    x.add_argument("--out", default=None, help="folder (default: runs/experiments/NAME)")
+    x.add_argument("--quick", action="store_true", help="smaller sizes")
 
     b = sub.add_parser("bench", help="benchmarks: per-sample SGD, or the kernel suite")
     b.add_argument("suite", choices=["persample", "kernels"], nargs="?", default="persample")
@@ -241,6 +246,15 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from .experiments import run
+
+    out, table = run(args.name, args.out, quick=args.quick)
+    print(table)
+    print(f"wrote {out}/{args.name}.png and {out}/{args.name}.md")
+    return 0
+
+
 def cmd_bench(args) -> int:
     if args.suite == "persample":
         from bench.persample import main as persample_main
@@ -256,7 +270,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        handler = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench}
+        handler = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench,
+                   "experiment": cmd_experiment}
         return handler[args.command](args)
     except UsageError as exc:
         print(f"python -m net: error: {exc}", file=sys.stderr)
