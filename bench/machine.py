@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 import platform
 import re
-import time
 
 import numpy as np
 from numba import njit
+
+from net.timing import best_time
 
 
 def cpu_model() -> str:
@@ -47,15 +48,6 @@ def _read_stream(a):
     return acc
 
 
-def _best(fn, repeat):
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def peaks(small: bool = False) -> dict:
     """Measured single-core peaks: GFLOP/s of float32 BLAS GEMM, GB/s of a streaming read from memory."""
     from threadpoolctl import threadpool_limits
@@ -64,12 +56,12 @@ def peaks(small: bool = False) -> dict:
     A = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     with threadpool_limits(limits=1, user_api="blas"):
         A @ A
-        t = _best(lambda: A @ A, 3 if small else 5)
+        t = best_time(lambda: A @ A, 3 if small else 5)
     gflops = 2.0 * n ** 3 / t / 1e9
     m = (4 if small else 64) * 2 ** 20                       # float32 elements: 16 MiB / 256 MiB
     a = np.ones(m, dtype=np.float32)
     _read_stream(a[:16])
-    t = _best(lambda: _read_stream(a), 3 if small else 5)
+    t = best_time(lambda: _read_stream(a), 3 if small else 5)
     gbs = a.nbytes / t / 1e9
     return {"peak_gflops": gflops, "peak_gflops_how": f"float32 BLAS GEMM n={n}, 1 thread",
             "bandwidth_gbs": gbs, "bandwidth_how": f"Numba streaming read of {a.nbytes // 2**20} MiB, 1 thread"}

@@ -95,7 +95,7 @@ def _output_loss_and_delta(z, K, loss_kind, label, target, delta):
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_hidden(W, b, inp, out, code, skip_zero):
-    """``out = act(inp @ W + b)`` for layers after the first; zero inputs skipped when allowed."""
+    """``out = act(inp @ W + b)``; with ``skip_zero`` the rows of zero inputs are not read."""
     n_in, n_out = W.shape
     for j in range(n_out):
         out[j] = b[j]
@@ -127,22 +127,6 @@ def _backward_hidden(W, b, inp, delta, prev, code, lr, blr):
             acc += w * delta[j]
             W[k, j] = w - c * delta[j]
         prev[k] = acc * _act_grad_from_output(a, code)
-
-
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _first_layer_forward(W, b, x, out, code):
-    """``out = act(x @ W + b)`` reading only the rows where ``x`` is nonzero."""
-    n_in, n_out = W.shape
-    for j in range(n_out):
-        out[j] = b[j]
-    for k in range(n_in):
-        a = x[k]
-        if a != 0:
-            for j in range(n_out):
-                out[j] += a * W[k, j]
-    if code != IDENTITY:
-        for j in range(n_out):
-            out[j] = _act(out[j], code)
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -220,7 +204,7 @@ def sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targe
     for l in range(1, L):
         relu_skip[l] = activations[l - 1] == RELU
     code0 = activations[0] if L > 1 else IDENTITY
-    _first_layer_forward(W0, biases[0], X[order[0]], A[1], code0)
+    _forward_hidden(W0, biases[0], X[order[0]], A[1], code0, True)
     for s in range(M):
         i = order[s]
         for l in range(1, L):

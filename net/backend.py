@@ -24,3 +24,24 @@ def resolve(name: str | None) -> tuple[str, ModuleType]:
     """``(name, kernel namespace)`` for ``name``, or for the default when ``None``."""
     name = _default if name is None else name
     return name, kernels.get_backend(name)
+
+
+class BackendUser:
+    """Base for objects that run kernels: a ``backend`` attribute (name) resolving ``self.ops``,
+    and the forward-before-backward check on ``self._cache``."""
+
+    _cache = None
+
+    @property
+    def backend(self) -> str:
+        """Name of the kernel backend this object runs on; assign to switch."""
+        return self._backend_name
+
+    @backend.setter
+    def backend(self, name: str | None) -> None:
+        self._backend_name, self.ops = resolve(name)
+
+    def _saved(self):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward() called before forward()")
+        return self._cache

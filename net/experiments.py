@@ -165,20 +165,12 @@ def persample(out: Path, quick: bool = False) -> str:
 
 # ---- softmax-jacobian -----------------------------------------------------------------------
 
-def _best_time(fn, repeat: int) -> float:
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 @_experiment("softmax-jacobian")
 def softmax_jacobian(out: Path, quick: bool = False) -> str:
     from kernels import reference as R
 
     from .plot import _pyplot, _save
+    from .timing import best_time
 
     B = 256
     Ks = (2, 10, 50, 100) if quick else (2, 10, 50, 100, 200, 400)
@@ -187,8 +179,8 @@ def softmax_jacobian(out: Path, quick: bool = False) -> str:
     for K in Ks:
         s = R.softmax(rng.standard_normal((B, K)))
         g = rng.standard_normal((B, K))
-        a = _best_time(lambda: np.einsum("bk,bkj->bj", g, R.softmax_jacobian(s)), 3)
-        b = _best_time(lambda: R.softmax_backward(s, g), 20)
+        a = best_time(lambda: np.einsum("bk,bkj->bj", g, R.softmax_jacobian(s)), 3)
+        b = best_time(lambda: R.softmax_backward(s, g), 20)
         np.testing.assert_allclose(R.softmax_backward(s, g), np.einsum("bk,bkj->bj", g, R.softmax_jacobian(s)),
                                    rtol=1e-10, atol=1e-14)
         t_jac.append(a)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import init as initializers
-from .backend import resolve
+from .backend import BackendUser
 from .checks import as_dtype, as_float_array, require_2d
 
 
-class Layer:
+class Layer(BackendUser):
     """Base class: backend handling, ``__call__`` and the forward-before-backward check."""
 
     def __init__(self, backend: str | None = None):
@@ -22,15 +22,6 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self._cache = None
         self.backend = backend
-
-    @property
-    def backend(self) -> str:
-        """Name of the kernel backend this layer runs on."""
-        return self._backend_name
-
-    @backend.setter
-    def backend(self, name: str | None) -> None:
-        self._backend_name, self.ops = resolve(name)
 
     def __call__(self, x):
         return self.forward(x)
@@ -40,11 +31,6 @@ class Layer:
 
     def backward(self, dy):  # pragma: no cover - interface
         raise NotImplementedError
-
-    def _saved(self):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return self._cache
 
     def _check_dy(self, dy, shape, dtype) -> np.ndarray:
         dy = as_float_array(dy, f"{self!r}.backward", dtype)

@@ -6,25 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import resolve
+from .backend import BackendUser
 from .checks import as_float_array, as_targets, require_2d
 from kernels.reference import EPS
 
 
-class Loss:
+class Loss(BackendUser):
     """Base class: backend handling, ``__call__`` and the forward-before-backward check."""
 
     def __init__(self, backend: str | None = None):
         self._cache = None
         self.backend = backend
-
-    @property
-    def backend(self) -> str:
-        return self._backend_name
-
-    @backend.setter
-    def backend(self, name: str | None) -> None:
-        self._backend_name, self.ops = resolve(name)
 
     def __call__(self, pred, target) -> float:
         return self.forward(pred, target)
@@ -34,11 +26,6 @@ class Loss:
         require_2d(pred, repr(self))
         B, K = pred.shape
         return pred, as_targets(target, B, K, pred.dtype, repr(self))
-
-    def _saved(self):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward()")
-        return self._cache
 
 
 class MSELoss(Loss):
