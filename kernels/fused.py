@@ -110,15 +110,14 @@ def _forward_hidden(W, b, inp, out, code, skip_zero):
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _backward_hidden(W, b, inp, delta, prev, code, lr, blr):
-    """Fused sweep for layer l >= 1: ``prev = (W @ delta) * act'(inp)``, then ``W -= lr inp delta^T``."""
-    n_in, n_out = W.shape
-    for j in range(n_out):
-        b[j] -= blr * delta[j]
-    for k in range(n_in):
+def _backward_rows(W, inp, delta, lo, hi, lr, code, skip_zero, dx, want_dx):
+    """Fused sweep over rows ``[lo, hi)``: ``dx[k] = (W[k] . delta) act'(inp[k])``, ``W[k] -= lr inp[k] delta``."""
+    n_out = W.shape[1]
+    for k in range(lo, hi):
         a = inp[k]
-        if a == 0 and code == RELU:
-            prev[k] = a      # dead unit: no gradient through it, no update of its row
+        if a == 0 and skip_zero:
+            if want_dx:
+                dx[k] = a
             continue
         c = lr * a
         acc = a * 0
@@ -126,21 +125,24 @@ def _backward_hidden(W, b, inp, delta, prev, code, lr, blr):
             w = W[k, j]
             acc += w * delta[j]
             W[k, j] = w - c * delta[j]
-        prev[k] = acc * _act_grad_from_output(a, code)
+        if want_dx:
+            dx[k] = acc * _act_grad_from_output(a, code)
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _backward_hidden(W, b, inp, delta, prev, code, lr, blr):
+    """Fused sweep for layer l >= 1: ``prev = (W @ delta) * act'(inp)``, then ``W -= lr inp delta^T``."""
+    for j in range(W.shape[1]):
+        b[j] -= blr * delta[j]
+    _backward_rows(W, inp, delta, 0, W.shape[0], lr, code, code == RELU, prev, True)
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _first_layer_update(W, b, x, delta, lr, blr):
     """``W -= lr x delta^T``, ``b -= blr delta``, touching only rows where ``x`` is nonzero."""
-    n_in, n_out = W.shape
-    for j in range(n_out):
+    for j in range(W.shape[1]):
         b[j] -= blr * delta[j]
-    for k in range(n_in):
-        a = x[k]
-        if a != 0:
-            c = lr * a
-            for j in range(n_out):
-                W[k, j] -= c * delta[j]
+    _backward_rows(W, x, delta, 0, W.shape[0], lr, IDENTITY, True, delta, False)
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -335,26 +337,6 @@ def _partial_forward_rows(W, inp, lo, hi, part, skip_zero):
         if a != 0 or not skip_zero:
             for j in range(n_out):
                 part[j] += a * W[k, j]
-
-
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _backward_rows(W, inp, delta, lo, hi, lr, code, skip_zero, dx, want_dx):
-    """Fused sweep over rows ``[lo, hi)``: ``dx[k] = (W[k] . delta) act'(inp[k])``, ``W[k] -= lr inp[k] delta``."""
-    n_out = W.shape[1]
-    for k in range(lo, hi):
-        a = inp[k]
-        if a == 0 and skip_zero:
-            if want_dx:
-                dx[k] = a
-            continue
-        c = lr * a
-        acc = a * 0
-        for j in range(n_out):
-            w = W[k, j]
-            acc += w * delta[j]
-            W[k, j] = w - c * delta[j]
-        if want_dx:
-            dx[k] = acc * _act_grad_from_output(a, code)
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy", nogil=True)
