@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default=None, help="folder (default: runs/experiments/NAME)")
     x.add_argument("--quick", action="store_true", help="smaller sizes")
 
-    b = sub.add_parser("bench", help="benchmarks: per-sample SGD, or the kernel suite")
-    b.add_argument("suite", choices=["persample", "kernels"], nargs="?", default="persample")
+    b = sub.add_parser("bench", help="benchmarks: the kernel suite (default) or per-sample SGD")
+    b.add_argument("suite", choices=["kernels", "persample"], nargs="?", default="kernels")
     b.add_argument("--quick", action="store_true")
     b.add_argument("--compare", nargs=2, metavar=("OLD_JSON", "NEW_JSON"), help="kernels: diff two result files")
     return p
