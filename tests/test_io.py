@@ -108,9 +108,12 @@ while True:
 
 def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path):
     target = tmp_path / "checkpoint.npz"
-    for delay in (0.3, 0.55, 0.8):
+    for delay in (0.0, 0.13, 0.31):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while not target.exists() and time.monotonic() < deadline:   # at least one finished write
+            time.sleep(0.01)
         time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
