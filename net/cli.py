@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive(int, "--epochs"), default=None,
                    help="epochs in total (default 1; with --resume: the new total)")
     t.add_argument("--val-fraction", type=_fraction, default=0.0)
-    t.add_argument("--shuffle", action="store_true", help="reshuffle every epoch (default: file order)")
+    t.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None,
+                   help="reshuffle every epoch (default: file order for fashion-mnist/mnist, as the tutorial; "
+                        "shuffled for spiral, whose samples are generated class by class)")
     t.add_argument("--limit", type=_positive(int, "--limit"), default=None, help="train on the first N samples")
     t.add_argument("--backend", choices=["numpy", "numba"], default="numba")
     t.add_argument("--threads", type=_positive(int, "--threads"), default=None,
@@ -141,7 +142,8 @@ def _config_from_args(args) -> RunConfig:
     return RunConfig(dataset=args.dataset, data_root=args.data_root, layers=layers, activation=args.activation,
                      loss=args.loss, init=args.init, optimizer=args.optimizer, momentum=args.momentum, lr=args.lr,
                      batch_size=args.batch_size, epochs=args.epochs, val_fraction=args.val_fraction,
-                     shuffle=args.shuffle, limit=args.limit, backend=args.backend, threads=args.threads,
+                     shuffle=args.dataset == "spiral" if args.shuffle is None else args.shuffle,
+                     limit=args.limit, backend=args.backend, threads=args.threads,
                      dtype=args.dtype, seed=args.seed)
 
 

@@ -140,7 +140,7 @@ def _plots(run_dir: Path, history: list, cm: np.ndarray, names) -> None:
         curves(history, run_dir / "curves.png")
         confusion(cm, names, run_dir / "confusion.png", title="test confusion matrix")
     except ImportError as exc:
-        warnings.warn(f"no plots written: {exc}")
+        warnings.warn(f"no plots written: {exc}", stacklevel=2)
 
 
 def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = True, log=print) -> list[dict]:
@@ -174,8 +174,7 @@ def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = Tru
         t0 = time.perf_counter()
         hist = fit(model, loss, data.X_train, data.y_train, batch_size=cfg.batch_size, epochs=1,
                    optimizer=opt, shuffle=cfg.shuffle, rng=rng, threads=cfg.threads,
-                   on_batch=(lambda rows, value: (bar.update(rows), bar.set_postfix(loss=f"{value:.4f}")))
-                   if bar is not None else None)
+                   on_batch=bar.advance if bar is not None else None)
         elapsed = time.perf_counter() - t0
         if bar is not None:
             bar.close()
@@ -210,9 +209,15 @@ def _epoch_line(row: dict, epochs: int) -> str:
 
 
 def _progress_bar(total: int, desc: str):
+    """A tqdm bar with ``advance(rows, loss)`` for ``fit(on_batch=...)``: samples/s and running loss."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="sample", unit_scale=True, leave=False, mininterval=0.5)
+    class _Bar(tqdm):
+        def advance(self, rows: int, loss: float) -> None:
+            self.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.update(rows)
+
+    return _Bar(total=total, desc=desc, unit="sample", unit_scale=True, leave=False, mininterval=0.5)
 
 
 def read_config(run_dir) -> RunConfig:

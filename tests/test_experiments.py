@@ -3,7 +3,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from net.experiments import EXPERIMENTS, init_depth_stds, run

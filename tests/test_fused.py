@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from net import (CrossEntropyLoss, Linear, MSELoss, ReLU, Sequential, Sigmoid, Softmax, TrainingDivergedError, fit,
-                 metrics, predict)
+from net import (CrossEntropyLoss, Linear, MSELoss, ReLU, Sequential, Sigmoid, Softmax, TrainingDivergedError, fit)
 from net.fused import plan
 
 ACTS = {"relu": ReLU, "sigmoid": Sigmoid, "identity": None}

@@ -5,7 +5,7 @@ hypothesis; 1 is always a likely size, so 1x1 and K = 1 are covered.
 """
 import numpy as np
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import given, strategies as st
 
 from kernels.registry import DTYPES, OPERATIONS, SCALES, tolerance
 from kernels.testing import assert_outputs_match
