@@ -107,6 +107,17 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     assert not (tmp_path / "never").exists()
 
 
+def test_spiral_shuffles_by_default_image_sets_keep_file_order(tmp_path):
+    res = run("train", "--dataset", "spiral", "--epochs", "1", "--no-progress", "--out", tmp_path / "s")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "s" / "config.json").read_text())["config"]["shuffle"] is True
+    res = run("train", "--dataset", "spiral", "--no-shuffle", "--no-progress", "--out", tmp_path / "n")
+    assert json.loads((tmp_path / "n" / "config.json").read_text())["config"]["shuffle"] is False
+    from net.cli import _config_from_args, build_parser
+    args = build_parser().parse_args(["train"])
+    assert _config_from_args(args).shuffle is False and _config_from_args(args).layers == [784, 512, 512, 10]
+
+
 def test_evaluate_without_a_run_folder(tmp_path):
     res = run("evaluate", tmp_path)
     assert res.returncode == 2 and "no checkpoint.npz" in res.stderr

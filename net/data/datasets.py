@@ -116,10 +116,10 @@ def search_dirs(spec: DatasetSpec, root=None) -> list[tuple[str, Path]]:
     """``(label, folder)`` pairs in search order (see the module docstring)."""
     dirs = []
     if root is not None:
-        dirs.append(("root argument", Path(root)))
+        dirs.append(("root argument", Path(root).expanduser()))
     env = os.environ.get("SCRATCHNET_DATA")
     if env:
-        dirs.append(("$SCRATCHNET_DATA", Path(env) / spec.name))
+        dirs.append(("$SCRATCHNET_DATA", Path(env).expanduser() / spec.name))
     dirs += [("system data folder", d / spec.name) for d in SYSTEM_DIRS]
     dirs.append(("user cache", cache_dir(spec.name)))
     return dirs
