@@ -90,35 +90,49 @@ def matmul(A, B):
 
 @njit(cache=True)
 def linear_forward(x, W, b):
-    Bn, I = x.shape
-    O = W.shape[1]
-    y = np.empty((Bn, O), dtype=x.dtype)
-    for i in range(Bn):
-        for j in range(O):
-            y[i, j] = b[j]
-        for k in range(I):
-            a = x[i, k]
-            for j in range(O):
-                y[i, j] += a * W[k, j]
+    # The blocked matmul below, then the bias row by row.
+    y = matmul(x, W)
+    for i in range(y.shape[0]):
+        row = y[i]
+        for j in range(row.shape[0]):
+            row[j] += b[j]
     return y
+
+
+#: From this many rows on, ``linear_backward`` forms ``dx`` as a blocked matmul with a
+#: transposed copy of W; below it, as row-by-row dot products (no 784x512 copy per sample).
+_DX_MATMUL_ROWS = 32
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _dx_by_rows(dy, W):
+    """``dy @ W.T`` as dot products of contiguous rows (reassociation lets them vectorise)."""
+    Bn, O = dy.shape
+    I = W.shape[0]
+    dx = np.empty((Bn, I), dtype=dy.dtype)
+    for i in range(Bn):
+        g = dy[i]
+        for k in range(I):
+            w = W[k]
+            acc = g[0] * 0
+            for j in range(O):
+                acc += g[j] * w[j]
+            dx[i, k] = acc
+    return dx
 
 
 @njit(cache=True)
 def linear_backward(x, W, dy):
-    Bn, I = x.shape
-    O = W.shape[1]
-    dx = np.empty((Bn, I), dtype=x.dtype)
-    dW = np.zeros((I, O), dtype=x.dtype)
-    db = np.zeros(O, dtype=x.dtype)
+    # dx = dy @ W.T and dW = x.T @ dy through the blocked matmul (with transposed copies,
+    # so its inner loop still walks rows); small batches take the row-dot path for dx.
+    Bn, O = dy.shape
+    if Bn >= _DX_MATMUL_ROWS:
+        dx = matmul(dy, np.ascontiguousarray(W.T))
+    else:
+        dx = _dx_by_rows(dy, W)
+    dW = matmul(np.ascontiguousarray(x.T), dy)
+    db = np.zeros(O, dtype=dy.dtype)
     for i in range(Bn):
-        for k in range(I):
-            acc = dx.dtype.type(0)
-            a = x[i, k]
-            for j in range(O):
-                g = dy[i, j]
-                acc += g * W[k, j]
-                dW[k, j] += a * g
-            dx[i, k] = acc
         for j in range(O):
             db[j] += dy[i, j]
     return dx, dW, db
