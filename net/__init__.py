@@ -7,7 +7,7 @@ from .layers import Layer, Linear, ReLU, Sigmoid, Softmax
 from .losses import CrossEntropyLoss, MSELoss
 from .model import Parameter, Sequential
 from .optim import SGD
-from . import init, metrics
+from . import data, init, io, metrics, plot
 from .gradcheck import gradcheck
 from .train import TrainingDivergedError, fit, predict
 
@@ -16,5 +16,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Layer", "Linear", "ReLU", "Sigmoid", "Softmax",
     "CrossEntropyLoss", "MSELoss", "Sequential", "Parameter", "SGD",
-    "set_backend", "get_backend", "init", "metrics", "gradcheck", "fit", "predict", "TrainingDivergedError",
+    "set_backend", "get_backend", "data", "init", "io", "metrics", "plot", "gradcheck", "fit", "predict", "TrainingDivergedError",
 ]
