@@ -66,6 +66,14 @@ def test_train_evaluate_predict_on_fashion_mnist(tmp_path):
     np.save(img, fashion_mnist(DEBIAN, download=False, flatten=False)[2][0])
     res = run("predict", out, "--image", img)
     assert res.returncode == 0, res.stderr
+    import matplotlib.image
+    png = tmp_path / "img.png"
+    matplotlib.image.imsave(png, np.load(img), cmap="gray", vmin=0, vmax=1)
+    res_png = run("predict", out, "--image", png)
+    assert res_png.returncode == 0, res_png.stderr
+    assert res_png.stdout.splitlines()[0].split(" (")[0] == res.stdout.splitlines()[0].split(" (")[0]
+    res = run("predict", out, "--image", tmp_path / "missing.png")
+    assert res.returncode == 2 and "no such file" in res.stderr
 
 
 @pytest.mark.parametrize("extra", [
