@@ -40,7 +40,8 @@ def run_suite(size_set: str, max_time: float) -> list[dict]:
         env = dict(os.environ, SCRATCHNET_BENCH_SIZES=size_set)
         res = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True)
         if res.returncode != 0 or not out.exists():
-            raise RuntimeError(f"benchmark suite failed (exit {res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-2000:]}")
+            raise RuntimeError(f"benchmark suite failed (exit {res.returncode}):\n"
+                               f"{res.stdout[-3000:]}\n{res.stderr[-2000:]}")
         return json.loads(out.read_text())["benchmarks"]
 
 

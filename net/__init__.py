@@ -16,5 +16,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Layer", "Linear", "ReLU", "Sigmoid", "Softmax",
     "CrossEntropyLoss", "MSELoss", "Sequential", "Parameter", "SGD",
-    "set_backend", "get_backend", "data", "init", "io", "metrics", "plot", "gradcheck", "fit", "predict", "TrainingDivergedError",
+    "set_backend", "get_backend", "data", "init", "io", "metrics", "plot", "gradcheck",
+    "fit", "predict", "TrainingDivergedError",
 ]

@@ -18,6 +18,7 @@ from kernels import fused as fk
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
 from .model import Sequential
+from .optim import SGD
 
 _ACT = {ReLU: fk.RELU, Sigmoid: fk.SIGMOID}
 
@@ -60,13 +61,13 @@ class FusedPlan:
         lr = self.dtype.type(lr)
         order = np.ascontiguousarray(order, dtype=np.int64)
         if threads == 1:
-            return fk.sgd_epoch(self.weights, self.biases, self.bias_on, self.activations, self.loss_kind, X, labels, targets,
-                                order, lr)
+            return fk.sgd_epoch(self.weights, self.biases, self.bias_on, self.activations, self.loss_kind, X, labels,
+                                targets, order, lr)
         return _run_threaded(self, X, labels, targets, order, lr, threads)
 
 
 class Unsupported(Exception):
-    pass
+    """The fused kernel cannot train this model/loss/target combination (the message says why)."""
 
 
 def plan(model, loss, *, batch_size, momentum: float = 0.0, optimizer=None) -> FusedPlan | str:
@@ -80,7 +81,7 @@ def plan(model, loss, *, batch_size, momentum: float = 0.0, optimizer=None) -> F
 def _plan(model, loss, batch_size, momentum, optimizer) -> FusedPlan:
     if batch_size != 1:
         raise Unsupported("the fused kernel does per-sample SGD only (batch_size=1)")
-    if momentum or (optimizer is not None and getattr(optimizer, "momentum", 1.0) != 0.0):
+    if momentum or (optimizer is not None and (type(optimizer) is not SGD or optimizer.momentum != 0.0)):
         raise Unsupported("the fused kernel does plain SGD (no momentum, no custom optimizer)")
     if not isinstance(model, Sequential) or len(model) == 0:
         raise Unsupported("the fused kernel trains a non-empty Sequential")

@@ -64,7 +64,8 @@ def test_linear(setting, rng):
 
 
 @pytest.mark.parametrize("ours,theirs", [(ReLU, torch.relu), (Sigmoid, torch.sigmoid),
-                                         (Softmax, lambda z: torch.softmax(z, dim=1))], ids=["relu", "sigmoid", "softmax"])
+                                         (Softmax, lambda z: torch.softmax(z, dim=1))],
+                         ids=["relu", "sigmoid", "softmax"])
 def test_activations(setting, ours, theirs, rng):
     backend, dtype = setting
     x = (rng.standard_normal((6, 5)) * 3).astype(dtype)
