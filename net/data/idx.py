@@ -84,7 +84,11 @@ def read_idx(path) -> np.ndarray:
                 raise DatasetFormatError(f"{path}: trailing bytes after the payload for shape {dims}")
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise DatasetFormatError(f"{path}: damaged gzip stream ({exc})") from None
-    return np.frombuffer(payload, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
+    try:
+        arr = np.frombuffer(payload, dtype=dtype).reshape(dims)
+    except ValueError as exc:  # e.g. (0, 2**31, 2**31, 2**31): no bytes, but no such array either
+        raise DatasetFormatError(f"{path}: header declares an impossible shape {dims} ({exc})") from None
+    return arr.astype(dtype.newbyteorder("="), copy=False)
 
 
 def write_idx(path, array: np.ndarray, compress: bool | None = None) -> None:
