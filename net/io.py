@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write, remove_stale_temp_files  # noqa: F401  (re-exported)
 from .layers import Linear, ReLU, Sigmoid, Softmax
 from .model import Sequential
 
@@ -69,33 +68,6 @@ def _digest(meta_json: str, arrays: dict) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_npz(path: Path, arrays: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def remove_stale_temp_files(folder) -> list[Path]:
-    """Delete temp files left by writes that were killed mid-way (``.<name>.*.tmp``)."""
-    removed = []
-    for p in Path(folder).glob(".*.tmp"):
-        p.unlink(missing_ok=True)
-        removed.append(p)
-    return removed
-
-
 def save(model, path, *, extra: dict | None = None, arrays: dict | None = None) -> Path:
     """Write ``model`` (and optional JSON ``extra`` / named ``arrays``) to ``path`` atomically."""
     path = Path(path)
@@ -110,7 +82,8 @@ def save(model, path, *, extra: dict | None = None, arrays: dict | None = None) 
     meta = json.dumps({"format": FORMAT, "architecture": spec, "extra": extra or {}}, sort_keys=True)
     out["__meta__"] = np.array(meta)
     out["__digest__"] = np.array(_digest(meta, {k: v for k, v in out.items() if k != "__meta__"}))
-    _atomic_write_npz(path, out)
+    with atomic_write(path) as f:
+        np.savez(f, **out)
     return path
 
 

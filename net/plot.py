@@ -1,11 +1,11 @@
 """PNG figures (matplotlib, the ``plot`` extra): sample grids, training curves, confusion matrices."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 
 def _pyplot():
@@ -20,17 +20,12 @@ def _pyplot():
 
 
 def _save(fig, path) -> Path:
-    """Write the figure atomically (temp file + rename) and close it."""
+    """Write the figure as PNG atomically and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_write(path) as f:
+            fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
     finally:
-        Path(tmp).unlink(missing_ok=True)
-        fig.clf()
         _pyplot().close(fig)
     return path
 

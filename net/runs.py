@@ -14,9 +14,7 @@ Run folder layout::
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -25,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io, metrics
+from .atomic import atomic_write
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
 from .model import Sequential
@@ -111,15 +110,8 @@ def evaluate(model, loss, X, y) -> tuple[float, float, np.ndarray]:
 
 
 def _write_json(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2)
 
 
 def versions() -> dict:

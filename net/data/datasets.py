@@ -14,7 +14,6 @@ its decompressed IDX content (so a re-compressed copy, like Debian's, passes).
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 from ..checks import as_dtype
 from .download import download as _download, sha256_of
 from .errors import DatasetChecksumError, DatasetError, DatasetFormatError, DatasetNotFoundError
-from .idx import read_idx
+from .idx import open_maybe_gzip, read_idx
 from .transforms import normalize as _standardize
 
 PARTS = ("train_images", "train_labels", "test_images", "test_labels")
@@ -134,11 +133,8 @@ def _find_file(folder: Path, f: IdxFile) -> Path | None:
 
 def _content_sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as raw:
-        gz = raw.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gz else open
     try:
-        with opener(path, "rb") as f:
+        with open_maybe_gzip(path) as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     except (OSError, EOFError) as exc:

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
+from ..atomic import atomic_write
 from .errors import DatasetChecksumError
 
 _CHUNK = 1 << 16
@@ -35,13 +34,10 @@ def download(url: str, dest, sha256: str | None = None, *, accept=None, progress
     (``urllib.error.URLError``, ``OSError``) propagate.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp)
     try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with atomic_write(dest) as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
+            h = hashlib.sha256()
             bar = _progress(total, dest.name) if progress else None
             try:
                 for chunk in iter(lambda: resp.read(_CHUNK), b""):
@@ -55,19 +51,15 @@ def download(url: str, dest, sha256: str | None = None, *, accept=None, progress
             if total is not None and out.tell() != total:
                 raise OSError(f"{url}: connection closed after {out.tell()} of {total} bytes")
             out.flush()
-            os.fsync(out.fileno())
-        digest = h.hexdigest()
-        if not ((sha256 is not None and digest == sha256) or (accept is not None and accept(tmp))):
-            raise DatasetChecksumError(
-                f"{url}: checksum mismatch for {dest.name}: expected SHA-256 {sha256}, got {digest}; "
-                "the file was discarded"
-            )
-        os.replace(tmp, dest)
-        return dest
+            digest = h.hexdigest()
+            if not ((sha256 is not None and digest == sha256) or (accept is not None and accept(out.temp_path))):
+                raise DatasetChecksumError(
+                    f"{url}: checksum mismatch for {dest.name}: expected SHA-256 {sha256}, got {digest}; "
+                    "the file was discarded"
+                )
     except http.client.HTTPException as exc:  # e.g. IncompleteRead: not an OSError
         raise OSError(f"{url}: download interrupted ({exc!r})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    return dest
 
 
 def _progress(total, name):

@@ -28,7 +28,8 @@ IDX_TYPES = {
 _CHUNK = 1 << 20
 
 
-def _open(path: Path):
+def open_maybe_gzip(path):
+    """Binary file object for ``path``, decompressing when its content starts like gzip."""
     with open(path, "rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rb") if gz else open(path, "rb")
@@ -57,7 +58,7 @@ def read_idx(path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        with _open(path) as f:
+        with open_maybe_gzip(path) as f:
             head = _read_exactly(f, 4, path, "header")
             if head[0] != 0 or head[1] != 0:
                 raise DatasetFormatError(
