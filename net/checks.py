@@ -31,7 +31,7 @@ def as_float_array(x, who: str, dtype=None) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def require_2d(x: np.ndarray, who: str, width: int | None = None, hint: str = "") -> None:
+def require_2d(x: np.ndarray, who: str, width: int | None = None) -> None:
     """``ValueError`` unless ``x`` is (B, width) with B >= 1."""
     expected = f"(batch, {width})" if width is not None else "(batch, features)"
     if x.ndim != 2 or (width is not None and x.shape[1] != width) or x.shape[0] == 0:
@@ -40,7 +40,7 @@ def require_2d(x: np.ndarray, who: str, width: int | None = None, hint: str = ""
             msg += f"; flatten it to ({x.shape[0]}, {width})"
         elif x.ndim == 1 and width is not None and x.shape[0] == width:
             msg += f"; a single sample needs a batch axis: x.reshape(1, {width})"
-        raise ValueError(msg + hint)
+        raise ValueError(msg)
 
 
 def as_targets(target, n_rows: int, n_classes: int, dtype, who: str) -> np.ndarray:

@@ -35,10 +35,6 @@ class FusedPlan:
     dtype: np.dtype
 
     @property
-    def in_features(self) -> int:
-        return self.weights[0].shape[0]
-
-    @property
     def out_features(self) -> int:
         return self.weights[-1].shape[1]
 
