@@ -74,29 +74,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a network (defaults: the tutorial network on Fashion-MNIST)")
-    t.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    t.add_argument("--dataset", choices=DATASETS, default="fashion-mnist", help="default: %(default)s")
     t.add_argument("--data-root", default=None, help="folder holding the IDX files (default: search, then download)")
     t.add_argument("--layers", type=_layers, default=None,
                    help="layer widths, e.g. 784-512-512-10 (default: by dataset; spiral 2-100-3)")
-    t.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid")
-    t.add_argument("--loss", choices=list(LOSSES), default="softmax-ce")
-    t.add_argument("--init", choices=list(initializers.INITIALIZERS), default="xavier_normal")
-    t.add_argument("--optimizer", choices=["sgd"], default="sgd")
-    t.add_argument("--momentum", type=float, default=0.0)
-    t.add_argument("--lr", type=_positive(float, "--lr"), default=0.02)
-    t.add_argument("--batch-size", type=_batch_size, default=1, help="1 = per-sample SGD, 'full' = full batch")
+    t.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid",
+                   help="between Linear layers (default: %(default)s)")
+    t.add_argument("--loss", choices=list(LOSSES), default="softmax-ce",
+                   help="softmax-ce: softmax + cross-entropy on logits (default: %(default)s)")
+    t.add_argument("--init", choices=list(initializers.INITIALIZERS), default="xavier_normal",
+                   help="weight initialiser; biases start at zero (default: %(default)s)")
+    t.add_argument("--optimizer", choices=["sgd"], default="sgd", help="default: %(default)s")
+    t.add_argument("--momentum", type=float, default=0.0, help="SGD momentum in [0, 1) (default: %(default)s)")
+    t.add_argument("--lr", type=_positive(float, "--lr"), default=0.02, help="learning rate (default: %(default)s)")
+    t.add_argument("--batch-size", type=_batch_size, default=1,
+                   help="1 = per-sample SGD, 'full' = full batch (default: %(default)s)")
     t.add_argument("--epochs", type=_positive(int, "--epochs"), default=None,
                    help="epochs in total (default 1; with --resume: the new total)")
-    t.add_argument("--val-fraction", type=_fraction, default=0.0)
+    t.add_argument("--val-fraction", type=_fraction, default=0.0,
+                   help="held out from training for validation (default: %(default)s)")
     t.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None,
                    help="reshuffle every epoch (default: file order for fashion-mnist/mnist, as the tutorial; "
                         "shuffled for spiral, whose samples are generated class by class)")
     t.add_argument("--limit", type=_positive(int, "--limit"), default=None, help="train on the first N samples")
-    t.add_argument("--backend", choices=["numpy", "numba"], default="numba")
+    t.add_argument("--backend", choices=["numpy", "numba"], default="numba", help="default: %(default)s")
     t.add_argument("--threads", type=_positive(int, "--threads"), default=None,
                    help="threads for the fused per-sample kernel (default 1)")
-    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="default: %(default)s")
+    t.add_argument("--seed", type=int, default=0, help="initialisation, split and shuffling (default: %(default)s)")
     t.add_argument("--out", default=None, help="run folder (default: runs/<date-time>)")
     t.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the run in RUN_DIR from its last checkpoint (--epochs = new total)")
