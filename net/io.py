@@ -114,7 +114,11 @@ def read(path) -> tuple[dict, dict]:
 
 def load(path, backend: str | None = None) -> Sequential:
     """Rebuild the ``Sequential`` saved at ``path`` (a model file or a training checkpoint)."""
-    meta, arrays = read(path)
+    return _model_from(path, *read(path), backend)
+
+
+def _model_from(path, meta: dict, arrays: dict, backend: str | None) -> Sequential:
+    """The ``Sequential`` described by an already read and verified file."""
     model = build(meta["architecture"], backend=backend)
     for i, layer in enumerate(model.layers):
         for name, value in layer.params.items():
@@ -141,8 +145,8 @@ def save_checkpoint(path, model, optimizer, *, epoch: int, rng: np.random.Genera
 
 def load_checkpoint(path, backend: str | None = None) -> dict:
     """``{"model", "epoch", "optimizer_state", "rng", "history", "config"}`` from :func:`save_checkpoint`."""
-    model = load(path, backend=backend)
     meta, arrays = read(path)
+    model = _model_from(path, meta, arrays, backend)
     extra = meta.get("extra", {})
     if "epoch" not in extra or "rng_state" not in extra:
         raise CheckpointError(f"{path}: a model file, not a training checkpoint (no epoch/RNG state)")
