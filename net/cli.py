@@ -191,13 +191,11 @@ def _load_run(run_dir):
 
 
 def cmd_evaluate(args) -> int:
-    from . import metrics
     from .plot import confusion
-    from .runs import LOSSES, evaluate
+    from .runs import LOSSES, score_test_set
 
     cfg, model, data = _load_run(args.run_dir)
-    loss, acc, pred = evaluate(model, LOSSES[cfg.loss](cfg.backend), data.X_test, data.y_test)
-    cm = metrics.confusion_matrix(pred, data.y_test, len(data.class_names))
+    loss, acc, cm = score_test_set(model, LOSSES[cfg.loss](cfg.backend), data)
     print(f"test loss {loss:.4f}  test accuracy {100 * acc:.2f}%  ({len(data.y_test)} samples)")
     width = max(len(n) for n in data.class_names)
     print(f"{'class':<{width}}  accuracy")

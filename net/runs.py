@@ -109,6 +109,12 @@ def evaluate(model, loss, X, y) -> tuple[float, float, np.ndarray]:
     return loss.forward(out, y), metrics.accuracy(out, y), out.argmax(axis=1)
 
 
+def score_test_set(model, loss, data: Data) -> tuple[float, float, np.ndarray]:
+    """``(test loss, test accuracy, (K, K) confusion matrix)`` -- rows true, columns predicted."""
+    value, acc, pred = evaluate(model, loss, data.X_test, data.y_test)
+    return value, acc, metrics.confusion_matrix(pred, data.y_test, len(data.class_names))
+
+
 def _write_json(path: Path, obj) -> None:
     with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=2)
@@ -175,16 +181,14 @@ def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = Tru
         row["train_acc"] = evaluate(model, loss, data.X_train, data.y_train)[1]
         if data.X_val is not None:
             row["val_loss"], row["val_acc"], _ = evaluate(model, loss, data.X_val, data.y_val)
-        row["test_loss"], row["test_acc"], pred = evaluate(model, loss, data.X_test, data.y_test)
-        cm = metrics.confusion_matrix(pred, data.y_test, len(data.class_names))
+        row["test_loss"], row["test_acc"], cm = score_test_set(model, loss, data)
         history.append(row)
         io.save_checkpoint(run_dir / "checkpoint.npz", model, opt, epoch=epoch, rng=rng, history=history,
                            config=asdict(cfg))
         _write_json(run_dir / "history.json", history)
         log(_epoch_line(row, cfg.epochs))
     if cm is None:  # nothing left to train: still refresh the pictures from the checkpoint's model
-        _, _, pred = evaluate(model, loss, data.X_test, data.y_test)
-        cm = metrics.confusion_matrix(pred, data.y_test, len(data.class_names))
+        cm = score_test_set(model, loss, data)[2]
     io.save(model, run_dir / "model.npz", extra={"config": asdict(cfg)})
     _plots(run_dir, history, cm, data.class_names)
     return history
