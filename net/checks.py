@@ -31,16 +31,18 @@ def as_float_array(x, who: str, dtype=None) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def require_2d(x: np.ndarray, who: str, width: int | None = None) -> None:
-    """``ValueError`` unless ``x`` is (B, width) with B >= 1."""
+def require_2d(x: np.ndarray, who: str, width: int | None = None, *, allow_empty: bool = False) -> None:
+    """``ValueError`` unless ``x`` is (B, width); B = 0 only with ``allow_empty``."""
     expected = f"(batch, {width})" if width is not None else "(batch, features)"
-    if x.ndim != 2 or (width is not None and x.shape[1] != width) or x.shape[0] == 0:
+    if x.ndim != 2 or (width is not None and x.shape[1] != width):
         msg = f"{who} expected input of shape {expected}, got {x.shape}"
         if x.ndim > 2 and width is not None and int(np.prod(x.shape[1:])) == width:
             msg += f"; flatten it to ({x.shape[0]}, {width})"
         elif x.ndim == 1 and width is not None and x.shape[0] == width:
             msg += f"; a single sample needs a batch axis: x.reshape(1, {width})"
         raise ValueError(msg)
+    if x.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{who} expected at least one row, got an empty batch of shape {x.shape}")
 
 
 def as_targets(target, n_rows: int, n_classes: int, dtype, who: str) -> np.ndarray:

@@ -53,13 +53,38 @@ class FusedPlan:
         return np.zeros(0, dtype=np.int64), np.ascontiguousarray(y, dtype=self.dtype)
 
     def run(self, X, labels, targets, order, lr, threads: int = 1):
-        """Train on ``X[order]``; return ``(losses, done)`` as :func:`kernels.fused.sgd_epoch`."""
+        """Train on ``X[order]``; return ``(losses, done)`` as :func:`kernels.fused.sgd_epoch`.
+
+        The arguments are checked here (the compiled kernel trusts them and would read and
+        write out of bounds): ``ValueError`` names what does not fit.
+        """
         lr = self.dtype.type(lr)
         order = np.ascontiguousarray(order, dtype=np.int64)
+        self._check(X, labels, targets, order)
         if threads == 1:
             return fk.sgd_epoch(self.weights, self.biases, self.bias_on, self.activations, self.loss_kind, X, labels,
                                 targets, order, lr)
         return _run_threaded(self, X, labels, targets, order, lr, threads)
+
+
+    def _check(self, X, labels, targets, order) -> None:
+        widths = [self.weights[0].shape[0]] + [w.shape[1] for w in self.weights]
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if w.shape != (widths[l], widths[l + 1]) or b.shape != (widths[l + 1],):
+                raise ValueError(f"fused plan: layer {l} has W {w.shape} and b {b.shape}, expected "
+                                 f"({widths[l]}, {widths[l + 1]}) and ({widths[l + 1]},)")
+        if X.ndim != 2 or X.shape[1] != widths[0] or X.dtype != self.dtype or not X.flags.c_contiguous:
+            raise ValueError(f"fused plan: X must be C-contiguous {self.dtype} of shape (N, {widths[0]}), "
+                             f"got {X.dtype} {X.shape}")
+        N, K = X.shape[0], widths[-1]
+        if order.size and (order.min() < 0 or order.max() >= N):
+            raise ValueError(f"fused plan: sample indices must lie in [0, {N}), got {order.min()}..{order.max()}")
+        if self.loss_kind == fk.SOFTMAX_CE:
+            if labels.shape != (N,) or (N and (labels.min() < 0 or labels.max() >= K)):
+                raise ValueError(f"fused plan: expected {N} labels in [0, {K}), got shape {labels.shape}")
+        elif targets.shape != (N, K) or targets.dtype != self.dtype:
+            raise ValueError(f"fused plan: expected {self.dtype} targets of shape ({N}, {K}), got "
+                             f"{targets.dtype} {targets.shape}")
 
 
 class Unsupported(Exception):
@@ -81,6 +106,12 @@ def _plan(model, loss, batch_size, momentum, optimizer) -> FusedPlan:
         raise Unsupported("the fused kernel does plain SGD (no momentum, no custom optimizer)")
     if not isinstance(model, Sequential) or len(model) == 0:
         raise Unsupported("the fused kernel trains a non-empty Sequential")
+    if optimizer is not None:
+        owned, own = set(optimizer.params), model.parameters()
+        frozen = [f"{p.layer!r}.{p.name}" for p in own if p not in owned]
+        if frozen or len(owned) != len(own):
+            raise Unsupported(f"the optimizer trains only some of the model's parameters (not {', '.join(frozen)}); "
+                              "the fused kernel trains all of them")
     if isinstance(loss, CrossEntropyLoss) and loss.from_logits:
         loss_kind = fk.SOFTMAX_CE
     elif isinstance(loss, MSELoss):

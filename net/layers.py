@@ -85,7 +85,7 @@ class Linear(Layer):
     def forward(self, x):
         """x : (B, in_features) -> (B, out_features), dtype of the layer."""
         x = as_float_array(x, repr(self), self.dtype)
-        require_2d(x, repr(self), self.in_features)
+        require_2d(x, repr(self), self.in_features, allow_empty=True)
         self._cache = x
         return self.ops.linear_forward(x, self.params["W"], self._bias())
 
@@ -149,7 +149,7 @@ class Softmax(_Elementwise):
     """
 
     def _forward(self, z):
-        require_2d(z, repr(self))
+        require_2d(z, repr(self), allow_empty=True)
         return self.ops.softmax(z)
 
     def _to_cache(self, z, s):

@@ -33,15 +33,22 @@ def batch_order(n: int, shuffle: bool, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(n) if shuffle else np.arange(n)
 
 
-def _linears(model):
-    return [layer for layer in getattr(model, "layers", [model]) if isinstance(layer, Linear)]
+def _first_bad_rows(a: np.ndarray) -> tuple[int, int]:
+    """``(count, first)`` of the rows of ``a`` holding NaN or inf; ``(0, -1)`` if none."""
+    if a.dtype.kind not in "fc":
+        return 0, -1
+    bad = ~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
+    count = int(np.count_nonzero(bad))
+    return count, (int(np.argmax(bad)) if count else -1)
 
 
-def _check_fit_args(model, X, y, batch_size, epochs, threads):
+def _check_fit_args(X, y, batch_size, epochs, threads):
     X = np.asarray(X)
     y = np.asarray(y)
     if X.ndim != 2:
         raise ValueError(f"fit expects X of shape (samples, features), got {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"fit: X has no samples (shape {X.shape}); there is nothing to train on")
     if y.shape[:1] != X.shape[:1]:
         raise ValueError(f"fit: X has {X.shape[0]} samples but y has shape {y.shape}")
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
@@ -50,19 +57,42 @@ def _check_fit_args(model, X, y, batch_size, epochs, threads):
         raise ValueError(f"fit: epochs must be a positive integer, got {epochs!r}")
     if int(threads) != threads or threads < 1:
         raise ValueError(f"fit: threads must be a positive integer, got {threads!r}")
-    linears = _linears(model)
-    if linears:
-        first, last = linears[0], linears[-1]
-        if X.shape[1] != first.in_features:
-            raise ValueError(f"fit: {first!r} expected input of shape (batch, {first.in_features}), "
-                             f"got X of shape {X.shape}")
-        if y.ndim == 1 and y.size:
-            if y.dtype.kind not in "iu":
-                raise TypeError(f"fit: 1-D targets must be integer class labels, got dtype {y.dtype}")
-            if y.min() < 0 or y.max() >= last.out_features:
-                raise ValueError(f"fit: labels must lie in [0, {last.out_features}) for {last!r}, got min "
-                                 f"{y.min()} and max {y.max()}")
+    for name, arr in (("X", X), ("y", y)):
+        count, first = _first_bad_rows(arr)
+        if count:
+            raise ValueError(f"fit: {name} has NaN or infinite values in {count} row{'s' if count > 1 else ''}, "
+                             f"the first is row {first}; remove or impute them before training")
     return X, y
+
+
+def _check_optimizer(model, opt) -> None:
+    """``ValueError`` when ``opt`` steps parameters that ``model`` does not own."""
+    params = getattr(opt, "params", None)
+    if params is None or not hasattr(model, "parameters"):
+        return
+    own = set(model.parameters())
+    foreign = [p for p in params if p not in own]
+    if foreign:
+        first = foreign[0]
+        raise ValueError(f"fit: the optimizer holds {len(foreign)} parameters that are not in the model "
+                         f"(the first: {first.layer!r}.{first.name}); build it from model.parameters()")
+
+
+def _check_model_takes(model, loss, X, y) -> int:
+    """Run ``model`` and ``loss`` on the first sample, so that every shape error the layer path
+    would raise is raised, with the same message, before any step on any path.  Returns the
+    number of model outputs (classes)."""
+    try:
+        pred = np.asarray(model.forward(X[:1]))
+        loss.forward(pred, y[:1])
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"fit: the model or loss cannot take the data (checked on the first sample): {exc}") \
+            from None
+    K = pred.shape[1] if pred.ndim == 2 else 1
+    if y.ndim == 1 and y.dtype.kind in "iu" and (y.min() < 0 or y.max() >= K):
+        raise ValueError(f"fit: labels must lie in [0, {K}) for a model with {K} outputs, got min {y.min()} and "
+                         f"max {y.max()}")
+    return K
 
 
 def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: float = 0.01,
@@ -91,9 +121,12 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     Raises :class:`TrainingDivergedError` naming the epoch and sample when the
     loss becomes NaN or infinite.
     """
-    X, y = _check_fit_args(model, X, y, batch_size, epochs, threads)
+    X, y = _check_fit_args(X, y, batch_size, epochs, threads)
+    _check_first_linear_takes(model, X)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     opt = optimizer if optimizer is not None else SGD(model.parameters(), lr=lr, momentum=momentum)
+    _check_optimizer(model, opt)
+    _check_model_takes(model, loss, X, y)
     plan = None
     if fused is not False:
         plan = fused_path.plan(model, loss, batch_size=batch_size, momentum=momentum, optimizer=optimizer)
@@ -127,11 +160,12 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
         total = 0.0
         for start in range(0, n, bs):
             idx = order[start:start + bs]
-            batch_loss = loss.forward(model.forward(X[idx]), y[idx])
+            pred = model.forward(X[idx])
+            batch_loss = loss.forward(pred, y[idx])
             if not np.isfinite(batch_loss):
-                raise TrainingDivergedError(
-                    f"loss became {batch_loss} in epoch {epoch} at sample {int(idx[0])} "
-                    f"(position {start} of the epoch); lower the learning rate")
+                row = _first_diverging_row(loss, pred, y[idx])
+                raise TrainingDivergedError(_divergence_message(
+                    batch_loss, epoch, int(idx[row]), start + row, updated=epoch > 1 or start > 0))
             model.backward(loss.backward())
             opt.step()
             total += batch_loss * len(idx)
@@ -139,6 +173,35 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
                 on_batch(len(idx), batch_loss)
         history.append(total / n)
     return history
+
+
+def _check_first_linear_takes(model, X) -> None:
+    """The first Linear layer's width against X's, with a message that names X's whole shape."""
+    first = next((layer for layer in getattr(model, "layers", [model]) if isinstance(layer, Linear)), None)
+    if first is not None and first is getattr(model, "layers", [model])[0] and X.shape[1] != first.in_features:
+        raise ValueError(f"fit: {first!r} expected input of shape (batch, {first.in_features}), "
+                         f"got X of shape {X.shape}")
+
+
+def _first_diverging_row(loss, pred, target) -> int:
+    """Row of the batch whose output or own loss is not finite (0 if only the batch mean is)."""
+    pred = np.asarray(pred)
+    bad = ~np.isfinite(pred.reshape(pred.shape[0], -1)).all(axis=1)
+    if bad.any():
+        return int(np.argmax(bad))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for r in range(pred.shape[0]):
+            if not np.isfinite(loss.forward(pred[r:r + 1], target[r:r + 1])):
+                return r
+    return 0
+
+
+def _divergence_message(value, epoch, sample, position, updated) -> str:
+    where = f"loss became {value} in epoch {epoch} at sample {sample} (position {position} of the epoch)"
+    if not updated:
+        return (f"{where}, before any update: the inputs are finite, so check their scale and the initial "
+                f"weights")
+    return f"{where}; lower the learning rate"
 
 
 #: Samples per fused-kernel call when progress is reported.
@@ -152,9 +215,8 @@ def _fused_epoch(plan, X, labels, targets, order, lr, threads, epoch, on_batch) 
         chunk = order[start:start + step]
         losses, done = plan.run(X, labels, targets, chunk, lr, threads)
         if done < chunk.shape[0]:
-            raise TrainingDivergedError(
-                f"loss became non-finite in epoch {epoch} at sample {int(chunk[done])} "
-                f"(position {start + done} of the epoch); lower the learning rate")
+            raise TrainingDivergedError(_divergence_message(
+                "non-finite", epoch, int(chunk[done]), start + done, updated=epoch > 1 or start + done > 0))
         total += float(np.sum(losses, dtype=np.float64))
         if on_batch is not None:
             on_batch(chunk.shape[0], float(np.mean(losses, dtype=np.float64)))
@@ -164,4 +226,6 @@ def _fused_epoch(plan, X, labels, targets, order, lr, threads, epoch, on_batch) 
 def predict(model, X, batch_size: int = 4096) -> np.ndarray:
     """Model outputs for ``X`` in chunks of ``batch_size`` rows (bounded memory)."""
     X = np.asarray(X)
+    if X.shape[0] == 0:
+        return model.forward(X)
     return np.concatenate([model.forward(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)])
