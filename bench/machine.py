@@ -65,3 +65,10 @@ def peaks(small: bool = False) -> dict:
     gbs = a.nbytes / t / 1e9
     return {"peak_gflops": gflops, "peak_gflops_how": f"float32 BLAS GEMM n={n}, 1 thread",
             "bandwidth_gbs": gbs, "bandwidth_how": f"Numba streaming read of {a.nbytes // 2**20} MiB, 1 thread"}
+
+
+def cache_lines() -> list[str]:
+    """This machine's cache sizes per instance (read from it), e.g. ``["L1d 48 KiB", "L2 2 MiB", ...]``."""
+    from kernels.cachesize import cache_lines as lines
+
+    return lines()

@@ -1,10 +1,12 @@
-"""Bridge from a ``Sequential`` model to the fused per-sample SGD kernel (:mod:`kernels.fused`).
+"""Bridge from a ``Sequential`` model to the fused SGD kernels.
 
-:func:`plan` inspects a model and loss; when the fused kernel can train them
+:func:`plan` inspects a model, loss and optimiser; when a fused kernel can train them
 exactly (Linear layers (with or without bias), ReLU/Sigmoid/identity between them, ending in
-``CrossEntropyLoss(from_logits=True)`` or ``MSELoss``, numba backend,
-per-sample plain SGD) it returns a :class:`FusedPlan`, otherwise the reason why
-not, and ``fit`` falls back to the layer-by-layer loop.
+``CrossEntropyLoss(from_logits=True)`` or ``MSELoss``, numba backend, our ``SGD``
+owning every parameter) it returns a :class:`FusedPlan`, otherwise the reason why
+not, and ``fit`` falls back to the layer-by-layer loop.  Per-sample plain SGD runs
+in :func:`kernels.fused.sgd_epoch` (optionally threaded); mini-batches, the full
+batch and momentum run in :func:`kernels.fused_minibatch.sgd_minibatch_epoch`.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernels import fused as fk
+from kernels.fused_minibatch import sgd_minibatch_epoch
 
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
@@ -25,7 +28,9 @@ _ACT = {ReLU: fk.RELU, Sigmoid: fk.SIGMOID}
 
 @dataclass
 class FusedPlan:
-    """What the fused kernel needs: weight/bias tuples (the model's own arrays), codes, dtype."""
+    """What the fused kernels need: weight/bias tuples (the model's own arrays), codes, dtype,
+    and the SGD settings: ``batch_size`` (None: the full batch), ``momentum`` with the
+    optimiser's own velocity arrays (``vel_w``/``vel_b``, updated in place)."""
 
     weights: tuple
     biases: tuple
@@ -33,6 +38,20 @@ class FusedPlan:
     activations: np.ndarray
     loss_kind: int
     dtype: np.dtype
+    batch_size: int | None = 1
+    momentum: float = 0.0
+    vel_w: tuple = ()
+    vel_b: tuple = ()
+
+    @property
+    def per_sample(self) -> bool:
+        """True when the per-sample kernel (plain SGD, one sample per step) runs."""
+        return self.batch_size == 1 and not self.momentum
+
+    def chunk(self, n: int, rows: int) -> int:
+        """Samples per kernel call: about ``rows``, a whole number of batches."""
+        bs = n if self.batch_size is None else self.batch_size
+        return max(1, rows // bs) * bs
 
     @property
     def out_features(self) -> int:
@@ -52,20 +71,38 @@ class FusedPlan:
             y = np.eye(K, dtype=self.dtype)[y]
         return np.zeros(0, dtype=np.int64), np.ascontiguousarray(y, dtype=self.dtype)
 
-    def run(self, X, labels, targets, order, lr, threads: int = 1):
-        """Train on ``X[order]``; return ``(losses, done)`` as :func:`kernels.fused.sgd_epoch`.
+    def run(self, X, labels, targets, order, lr, threads: int = 1, n_total: int | None = None):
+        """Train on ``X[order]``; return ``(loss_sum, failed_at)``.
 
-        The arguments are checked here (the compiled kernel trusts them and would read and
+        ``loss_sum`` is the sum over the samples trained of their loss (mini-batches:
+        batch mean x rows); ``failed_at`` is None, or the position in ``order`` of the
+        first sample whose loss was not finite (training stopped before updating with
+        it).  ``n_total`` is the epoch's sample count (the full batch's size).  The
+        arguments are checked here (the compiled kernels trust them and would read and
         write out of bounds): ``ValueError`` names what does not fit.
         """
         lr = self.dtype.type(lr)
         order = np.ascontiguousarray(order, dtype=np.int64)
         self._check(X, labels, targets, order)
-        if threads == 1:
-            return fk.sgd_epoch(self.weights, self.biases, self.bias_on, self.activations, self.loss_kind, X, labels,
-                                targets, order, lr)
-        return _run_threaded(self, X, labels, targets, order, lr, threads)
-
+        M = order.shape[0]
+        if self.per_sample:
+            if threads == 1:
+                losses, done = fk.sgd_epoch(self.weights, self.biases, self.bias_on, self.activations,
+                                            self.loss_kind, X, labels, targets, order, lr)
+            else:
+                losses, done = _run_threaded(self, X, labels, targets, order, lr, threads)
+            return float(np.sum(losses[:done], dtype=np.float64)), (done if done < M else None)
+        if threads != 1:
+            raise ValueError("the fused mini-batch kernel runs on one thread")
+        bs = (n_total or M) if self.batch_size is None else self.batch_size
+        losses, done, bad = sgd_minibatch_epoch(self.weights, self.biases, self.bias_on, self.activations,
+                                                self.loss_kind, X, labels, targets, order, lr, bs,
+                                                self.dtype.type(self.momentum), self.vel_w, self.vel_b)
+        rows = np.minimum(bs, M - bs * np.arange(losses.shape[0]))
+        loss_sum = float(np.sum(losses[:done] * rows[:done]))
+        if done == losses.shape[0]:
+            return loss_sum, None
+        return loss_sum, (bad if bad >= 0 else done * bs)
 
     def _check(self, X, labels, targets, order) -> None:
         widths = [self.weights[0].shape[0]] + [w.shape[1] for w in self.weights]
@@ -92,7 +129,11 @@ class Unsupported(Exception):
 
 
 def plan(model, loss, *, batch_size, momentum: float = 0.0, optimizer=None) -> FusedPlan | str:
-    """A :class:`FusedPlan` for ``model``/``loss``, or a string saying why the fused path does not apply."""
+    """A :class:`FusedPlan` for ``model``/``loss``, or a string saying why no fused kernel applies.
+
+    ``optimizer`` is the ``SGD`` that would train the model (its ``momentum`` and velocity
+    buffers are used); without one, plain SGD with ``momentum`` is assumed.
+    """
     try:
         return _plan(model, loss, batch_size, momentum, optimizer)
     except Unsupported as exc:
@@ -100,24 +141,24 @@ def plan(model, loss, *, batch_size, momentum: float = 0.0, optimizer=None) -> F
 
 
 def _plan(model, loss, batch_size, momentum, optimizer) -> FusedPlan:
-    if batch_size != 1:
-        raise Unsupported("the fused kernel does per-sample SGD only (batch_size=1)")
-    if momentum or (optimizer is not None and (type(optimizer) is not SGD or optimizer.momentum != 0.0)):
-        raise Unsupported("the fused kernel does plain SGD (no momentum, no custom optimizer)")
+    if optimizer is not None:
+        if type(optimizer) is not SGD:
+            raise Unsupported(f"the fused kernels run our SGD, not {type(optimizer).__name__}")
+        momentum = optimizer.momentum
     if not isinstance(model, Sequential) or len(model) == 0:
-        raise Unsupported("the fused kernel trains a non-empty Sequential")
+        raise Unsupported("the fused kernels train a non-empty Sequential")
     if optimizer is not None:
         owned, own = set(optimizer.params), model.parameters()
         frozen = [f"{p.layer!r}.{p.name}" for p in own if p not in owned]
         if frozen or len(owned) != len(own):
             raise Unsupported(f"the optimizer trains only some of the model's parameters (not {', '.join(frozen)}); "
-                              "the fused kernel trains all of them")
+                              "the fused kernels train all of them")
     if isinstance(loss, CrossEntropyLoss) and loss.from_logits:
         loss_kind = fk.SOFTMAX_CE
     elif isinstance(loss, MSELoss):
         loss_kind = fk.MSE
     else:
-        raise Unsupported(f"the fused kernel supports CrossEntropyLoss(from_logits=True) and MSELoss, not {loss!r}")
+        raise Unsupported(f"the fused kernels support CrossEntropyLoss(from_logits=True) and MSELoss, not {loss!r}")
     weights, biases, bias_on, acts = [], [], [], []
     for layer in model:
         if getattr(layer, "backend", None) != "numba":
@@ -133,7 +174,7 @@ def _plan(model, loss, batch_size, momentum, optimizer) -> FusedPlan:
                 raise Unsupported(f"{layer!r} must follow a Linear layer directly")
             acts.append(_ACT[type(layer)])
         else:
-            raise Unsupported(f"the fused kernel does not know layer {layer!r}")
+            raise Unsupported(f"the fused kernels do not know layer {layer!r}")
     if len(acts) == len(weights):
         raise Unsupported("the model must end with a Linear layer (the loss takes its output)")
     acts.append(fk.IDENTITY)
@@ -144,8 +185,28 @@ def _plan(model, loss, batch_size, momentum, optimizer) -> FusedPlan:
         if not (w.flags.c_contiguous and b.flags.c_contiguous):
             raise Unsupported("parameters must be C-contiguous arrays")
     dtype = dtypes.pop()
+    vel_w, vel_b = _velocities(model, optimizer, weights, biases, momentum)
     return FusedPlan(tuple(weights), tuple(biases), np.array(bias_on, dtype=dtype), np.array(acts, dtype=np.int64),
-                     loss_kind, dtype)
+                     loss_kind, dtype, batch_size=batch_size, momentum=float(momentum), vel_w=vel_w, vel_b=vel_b)
+
+
+def _velocities(model, optimizer, weights, biases, momentum):
+    """The optimiser's momentum buffers as weight/bias tuples (the same arrays), or zeros."""
+    if not momentum:
+        return tuple(np.zeros((0, 0), w.dtype) for w in weights), tuple(np.zeros(0, b.dtype) for b in biases)
+    if optimizer is None:
+        raise Unsupported("momentum needs the optimizer that holds the velocity buffers")
+    vel = dict(zip(optimizer.params, optimizer.velocity))
+    vel_w, vel_b = [], []
+    for layer in model:
+        if type(layer) is Linear:
+            vel_w.append(vel[next(p for p in model.parameters() if p.layer is layer and p.name == "W")])
+            vel_b.append(vel[next(p for p in model.parameters() if p.layer is layer and p.name == "b")]
+                         if layer.has_bias else np.zeros(layer.out_features, layer.dtype))
+    for v, w in zip(vel_w + vel_b, list(weights) + list(biases)):
+        if v.shape != w.shape or v.dtype != w.dtype or not v.flags.c_contiguous:
+            raise Unsupported("the optimizer's velocity buffers do not match the parameters")
+    return tuple(vel_w), tuple(vel_b)
 
 
 def _run_threaded(p: FusedPlan, X, labels, targets, order, lr, threads: int):

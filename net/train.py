@@ -1,10 +1,10 @@
 """Training loops: full-batch, mini-batch and per-sample SGD behind one ``fit`` call.
 
-Per-sample SGD (``batch_size=1``) on a model the fused kernel understands
-(see :mod:`net.fused`) and the numba backend runs each epoch inside one compiled
-call -- optionally on several threads -- and otherwise falls back to the
-layer-by-layer loop.  Both paths are the same sequential SGD and end with the
-same weights within floating-point tolerance.
+On the numba backend, a model the fused kernels understand (see :mod:`net.fused`)
+trains each epoch inside one compiled call: per-sample plain SGD in the per-sample
+kernel (optionally on several threads), mini-batches, the full batch and momentum
+in the mini-batch kernel.  Anything else runs the layer-by-layer loop.  Both paths
+are the same SGD and end with the same weights within floating-point tolerance.
 """
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     rng : numpy Generator or seed for the shuffling
     threads : threads for the fused per-sample kernel (exact sequential SGD, the
         work of each sample split by weight rows); needs the fused path
-    fused : None (use the fused kernel when it applies), True (require it: error
+    fused : None (use a fused kernel when one applies), True (require it: error
         saying why not), False (always the layer-by-layer loop)
     on_batch : called as ``on_batch(rows, mean_loss)`` as training advances
         (every step; every chunk of samples on the fused path)
@@ -129,11 +129,14 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     _check_model_takes(model, loss, X, y)
     plan = None
     if fused is not False:
-        plan = fused_path.plan(model, loss, batch_size=batch_size, momentum=momentum, optimizer=optimizer)
+        plan = fused_path.plan(model, loss, batch_size=batch_size, optimizer=opt)
+        if not isinstance(plan, str) and threads > 1 and not plan.per_sample:
+            plan = "threads split per-sample plain SGD only (batch_size=1, no momentum)"
         if isinstance(plan, str):
             if fused or threads > 1:
-                what = f"threads={threads}" if threads > 1 else "fused=True"
-                raise ValueError(f"fit: {what} needs the fused per-sample kernel, but {plan}")
+                what = f"threads={threads} needs the fused per-sample kernel" if threads > 1 else \
+                    "fused=True needs a fused kernel"
+                raise ValueError(f"fit: {what}, but {plan}")
             plan = None
     elif threads > 1:
         raise ValueError(f"fit: threads={threads} needs the fused per-sample kernel, but fused=False")
@@ -142,7 +145,7 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
             labels, targets = plan.targets(y)
         except fused_path.Unsupported as exc:
             if fused or threads > 1:
-                raise ValueError(f"fit: the fused per-sample kernel cannot take these targets: {exc}") from None
+                raise ValueError(f"fit: the fused kernels cannot take these targets: {exc}") from None
             plan = None
     history = History()
     history.path = "fused" if plan is not None else "layers"
@@ -209,18 +212,20 @@ FUSED_CHUNK = 2048
 
 
 def _fused_epoch(plan, X, labels, targets, order, lr, threads, epoch, on_batch) -> float:
-    step = order.shape[0] if on_batch is None else FUSED_CHUNK
+    n = order.shape[0]
+    step = n if on_batch is None else plan.chunk(n, FUSED_CHUNK)
     total = 0.0
-    for start in range(0, order.shape[0], step):
+    for start in range(0, n, step):
         chunk = order[start:start + step]
-        losses, done = plan.run(X, labels, targets, chunk, lr, threads)
-        if done < chunk.shape[0]:
+        loss_sum, failed_at = plan.run(X, labels, targets, chunk, lr, threads, n_total=n)
+        if failed_at is not None:
             raise TrainingDivergedError(_divergence_message(
-                "non-finite", epoch, int(chunk[done]), start + done, updated=epoch > 1 or start + done > 0))
-        total += float(np.sum(losses, dtype=np.float64))
+                "non-finite", epoch, int(chunk[failed_at]), start + failed_at,
+                updated=epoch > 1 or start + failed_at >= (plan.batch_size or n)))
+        total += loss_sum
         if on_batch is not None:
-            on_batch(chunk.shape[0], float(np.mean(losses, dtype=np.float64)))
-    return total / order.shape[0]
+            on_batch(chunk.shape[0], loss_sum / chunk.shape[0])
+    return total / n
 
 
 def predict(model, X, batch_size: int = 4096) -> np.ndarray:

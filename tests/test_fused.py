@@ -161,13 +161,22 @@ def test_unsupported_stacks_fall_back_and_still_train(make):
         fit(model, loss, X, y, batch_size=1, threads=2)
 
 
+class _NotOurSGD(SGD):
+    """An optimiser the fused kernels do not know (a subclass may change ``step``)."""
+
+
 def test_fused_true_says_why_not():
     X, y = _data()
     model = _model("numba", "relu", np.float64)
-    with pytest.raises(ValueError, match=r"fused=True needs .* per-sample SGD only \(batch_size=1\)"):
-        fit(model, CrossEntropyLoss(), X, y, batch_size=8, fused=True)
-    with pytest.raises(ValueError, match="no momentum"):
-        fit(model, CrossEntropyLoss(), X, y, batch_size=1, momentum=0.9, fused=True)
+    with pytest.raises(ValueError, match=r"fused=True needs a fused kernel, but the fused kernels run our SGD, "
+                                         r"not _NotOurSGD"):
+        fit(model, CrossEntropyLoss(), X, y, batch_size=8, optimizer=_NotOurSGD(model.parameters(), lr=0.1),
+            fused=True)
+    with pytest.raises(ValueError, match=r"threads=2 needs the fused per-sample kernel, but threads split "
+                                         r"per-sample plain SGD only"):
+        fit(model, CrossEntropyLoss(), X, y, batch_size=8, threads=2)
+    with pytest.raises(ValueError, match=r"threads=2 needs .* no momentum"):
+        fit(model, CrossEntropyLoss(), X, y, batch_size=1, momentum=0.9, threads=2)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -273,3 +282,58 @@ def test_mse_targets_of_the_wrong_width_are_rejected(width):
     T = np.random.default_rng(0).random((40, width))
     _raises_same_on_both_paths(lambda: _model("numba", "relu", np.float64), lambda: MSELoss(backend="numba"), X, T,
                                rf"expected targets of shape \(1,\) \(labels\) or \(1, 4\) .*got \(1, {width}\)")
+
+
+# ---- the fused mini-batch kernel ----------------------------------------------------------------
+
+@pytest.mark.parametrize("batch_size", [7, None], ids=["b7", "full"])
+@pytest.mark.parametrize("momentum", [0.0, 0.9], ids=["sgd", "momentum"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("loss_name", ["ce", "mse"])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 5])
+def test_fused_minibatch_equals_layer_loop(depth, loss_name, dtype, bias, momentum, batch_size):
+    X, y = _data(n=200, dtype=dtype)                          # 200 = 28 batches of 7 + one of 4
+    runs = {}
+    for fused in (False, None):
+        model = _mixed_model("numba", depth, dtype, bias)
+        opt = SGD(model.parameters(), lr=0.05, momentum=momentum)
+        hist = fit(model, _loss(loss_name, "numba"), X, y, batch_size=batch_size, epochs=2, optimizer=opt, rng=7,
+                   fused=fused)
+        runs[fused] = (model, hist, opt)
+    (ref, hist_ref, opt_ref), (fast, hist, opt) = runs[False], runs[None]
+    assert hist_ref.path == "layers" and hist.path == "fused"
+    _assert_same_weights(ref, fast, dtype)
+    np.testing.assert_allclose(hist, hist_ref, rtol=TOL[dtype]["rtol"])
+    if momentum:                                              # the optimiser's own buffers were used
+        for va, vb in zip(opt_ref.velocity, opt.velocity):
+            np.testing.assert_allclose(vb, va, **TOL[dtype])
+
+
+def test_per_sample_momentum_runs_in_the_mini_batch_kernel():
+    X, y = _data()
+    runs = []
+    for fused in (False, None):
+        model = _mixed_model("numba", 3, np.float64, True)
+        runs.append((model, fit(model, CrossEntropyLoss(), X, y, batch_size=1, momentum=0.5, lr=0.02, rng=1,
+                                fused=fused)))
+    assert runs[1][1].path == "fused"
+    _assert_same_weights(runs[0][0], runs[1][0], np.float64)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+@pytest.mark.parametrize("batch_size", [8, None])
+def test_fused_minibatch_divergence_names_the_sample(batch_size):
+    X, y = _data(n=50)
+    X[21] = 1e200
+    model = _model("numba", "identity", np.float64)
+    with pytest.raises(TrainingDivergedError, match=r"in epoch 1 at sample 21 \(position 21 of the epoch\)"):
+        fit(model, MSELoss(), X, y, batch_size=batch_size, lr=0.01, shuffle=False, fused=True)
+
+
+def test_progress_callback_on_the_fused_minibatch_path_counts_whole_batches():
+    X, y = _data(n=5000)
+    rows = []
+    hist = fit(_model("numba", "relu", np.float32), CrossEntropyLoss(), X, y, batch_size=100,
+               on_batch=lambda n, loss: rows.append(n))
+    assert hist.path == "fused" and sum(rows) == 5000 and all(r % 100 == 0 for r in rows) and len(rows) > 1
