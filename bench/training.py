@@ -8,10 +8,11 @@ images at batch sizes 1, 32, 128, 1024 and the full batch, from the same initial
 weights, with:
 
 * scratchnet on the numpy backend and on the numba backend (``net.fit``, one epoch;
-  batch 1 on the numba backend is the fused per-sample kernel),
+  on the numba backend batch 1 is the fused per-sample kernel, larger batches the
+  fused mini-batch kernel), and the numba backend with ``threads=2``,
 * PyTorch eager, when torch is installed (same weights, same order, ``torch.optim.SGD``).
 
-Everything runs on one thread: every BLAS in the process is limited to one
+Everything else runs on one thread: every BLAS in the process is limited to one
 thread (threadpoolctl, after Numba's BLAS has been loaded), ``numba.set_num_threads(1)``
 and ``torch.set_num_threads(1)``.  Each variant is warmed up (compiled) first; a
 *repeat* measures every variant once, side by side, and the ratios are given as
@@ -56,10 +57,10 @@ def scratchnet_model(backend):
     return Sequential(layers)
 
 
-def run_scratchnet(backend, X, y, batch_size, epochs=1) -> str:
+def run_scratchnet(backend, X, y, batch_size, epochs=1, threads=None) -> str:
     model = scratchnet_model(backend)
     hist = fit(model, CrossEntropyLoss(backend=backend), X, y, batch_size=batch_size, epochs=epochs, lr=LR,
-               shuffle=False)
+               shuffle=False, threads=threads)
     return hist.path
 
 
@@ -103,8 +104,9 @@ def _timed(fn) -> float:
 
 
 def _variants(torch_ok):
-    out = [("numpy", lambda X, y, b: run_scratchnet("numpy", X, y, b)),
-           ("numba", lambda X, y, b: run_scratchnet("numba", X, y, b))]
+    out = [("numpy", lambda X, y, b: run_scratchnet("numpy", X, y, b, threads=1)),
+           ("numba", lambda X, y, b: run_scratchnet("numba", X, y, b, threads=1)),
+           ("numba-2t", lambda X, y, b: run_scratchnet("numba", X, y, b, threads=2))]
     if torch_ok:
         out.append(("torch", run_torch))
     return out
@@ -138,7 +140,7 @@ def measure(n_samples=20000, repeats=5, quick=False) -> dict:
             for batch in BATCHES:
                 for name, run in variants:
                     # per-sample SGD outside the fused kernel is slow: time it on fewer samples
-                    n = n_samples if batch != 1 or name == "numba" else max(256, n_samples // 10)
+                    n = n_samples if batch != 1 or name.startswith("numba") else max(256, n_samples // 10)
                     seconds = _timed(lambda: run(X[:n], y[:n], batch))
                     rows.append({"repeat": rep, "batch": batch or "full", "variant": name, "samples": n,
                                  "samples_per_s": n / seconds})
@@ -157,10 +159,11 @@ def _span(values, fmt="{:.2f}") -> str:
 
 def report(result: dict) -> str:
     rows, reps = result["rows"], range(result["repeats"])
-    variants = sorted({r["variant"] for r in rows}, key=["numpy", "numba", "torch"].index)
+    variants = sorted({r["variant"] for r in rows}, key=["numpy", "numba", "numba-2t", "torch"].index)
     head = "| batch | " + " | ".join(f"{v} (samples/s)" for v in variants) + " | numba / numpy |"
     if "torch" in variants:
         head += " numba / torch |"
+    head += " 2 threads / 1 |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for batch in [b or "full" for b in BATCHES]:
         cells = [_span([_rate(rows, r, batch, v) for r in reps], "{:,.0f}") for v in variants]
@@ -168,6 +171,7 @@ def report(result: dict) -> str:
         line = f"| {batch} | " + " | ".join(cells) + f" | {ratio} |"
         if "torch" in variants:
             line += " " + _span([_rate(rows, r, batch, "numba") / _rate(rows, r, batch, "torch") for r in reps]) + "x |"
+        line += " " + _span([_rate(rows, r, batch, "numba-2t") / _rate(rows, r, batch, "numba") for r in reps]) + "x |"
         lines.append(line)
     limit = [g * 1e9 / FLOP_PER_SAMPLE for g in result["gemm_gflops"]]
     share = [_rate(rows, r, 1024, "numba") / limit[r] for r in reps]

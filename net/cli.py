@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=_positive(int, "--limit"), default=None, help="train on the first N samples")
     t.add_argument("--backend", choices=["numpy", "numba"], default="numba", help="default: %(default)s")
     t.add_argument("--threads", type=_positive(int, "--threads"), default=None,
-                   help="threads for the fused per-sample kernel (default 1)")
+                   help="at most N threads: per-sample SGD splits each sample between N threads (exact), "
+                        "mini-batches limit BLAS to N (default: 1 thread per-sample, BLAS's own choice otherwise)")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="default: %(default)s")
     t.add_argument("--seed", type=int, default=0, help="initialisation, split and shuffling (default: %(default)s)")
     t.add_argument("--out", default=None, help="run folder (default: runs/<date-time>)")
@@ -130,7 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_from_args(args) -> RunConfig:
     args.epochs = 1 if args.epochs is None else args.epochs
-    args.threads = 1 if args.threads is None else args.threads
     layers = args.layers or [int(w) for w in DEFAULT_LAYERS[args.dataset].split("-")]
     expected_in = {"fashion-mnist": 784, "mnist": 784, "spiral": 2}[args.dataset]
     if layers[0] != expected_in:
@@ -141,8 +141,8 @@ def _config_from_args(args) -> RunConfig:
         raise UsageError(f"--layers ends with {layers[-1]} outputs but {args.dataset} has 10 classes")
     if not 0 <= args.momentum < 1:
         raise UsageError(f"--momentum must lie in [0, 1), got {args.momentum}")
-    if args.threads > 1 and (args.backend != "numba" or args.batch_size != 1 or args.momentum):
-        raise UsageError("--threads > 1 needs the fused per-sample kernel: --backend numba --batch-size 1 "
+    if (args.threads or 1) > 1 and args.batch_size == 1 and (args.backend != "numba" or args.momentum):
+        raise UsageError("--threads > 1 with --batch-size 1 needs the fused per-sample kernel: --backend numba "
                          "and no --momentum")
     return RunConfig(dataset=args.dataset, data_root=args.data_root, layers=layers, activation=args.activation,
                      loss=args.loss, init=args.init, optimizer=args.optimizer, momentum=args.momentum, lr=args.lr,

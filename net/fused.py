@@ -77,7 +77,9 @@ class FusedPlan:
         ``loss_sum`` is the sum over the samples trained of their loss (mini-batches:
         batch mean x rows); ``failed_at`` is None, or the position in ``order`` of the
         first sample whose loss was not finite (training stopped before updating with
-        it).  ``n_total`` is the epoch's sample count (the full batch's size).  The
+        it).  ``n_total`` is the epoch's sample count (the full batch's size).  ``threads``
+        splits the per-sample kernel; the mini-batch kernel's BLAS threads are set by the
+        caller (:func:`net.threads.blas_threads`).  The
         arguments are checked here (the compiled kernels trust them and would read and
         write out of bounds): ``ValueError`` names what does not fit.
         """
@@ -92,8 +94,6 @@ class FusedPlan:
             else:
                 losses, done = _run_threaded(self, X, labels, targets, order, lr, threads)
             return float(np.sum(losses[:done], dtype=np.float64)), (done if done < M else None)
-        if threads != 1:
-            raise ValueError("the fused mini-batch kernel runs on one thread")
         bs = (n_total or M) if self.batch_size is None else self.batch_size
         losses, done, bad = sgd_minibatch_epoch(self.weights, self.biases, self.bias_on, self.activations,
                                                 self.loss_kind, X, labels, targets, order, lr, bs,

@@ -56,7 +56,7 @@ class RunConfig:
     shuffle: bool = False
     limit: int | None = None
     backend: str = "numba"
-    threads: int = 1
+    threads: int | None = None
     dtype: str = "float32"
     seed: int = 0
 

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from . import fused as fused_path
+from .threads import blas_threads
 from .layers import Linear
 from .optim import SGD
 
@@ -25,7 +26,7 @@ class History(list):
     """Per-epoch mean training loss; ``path`` says which loop ran (``"fused"`` or ``"layers"``)."""
 
     path: str = "layers"
-    threads: int = 1
+    threads: int | None = None
 
 
 def batch_order(n: int, shuffle: bool, rng: np.random.Generator) -> np.ndarray:
@@ -55,8 +56,8 @@ def _check_fit_args(X, y, batch_size, epochs, threads):
         raise ValueError(f"fit: batch_size must be a positive integer or None (full batch), got {batch_size!r}")
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"fit: epochs must be a positive integer, got {epochs!r}")
-    if int(threads) != threads or threads < 1:
-        raise ValueError(f"fit: threads must be a positive integer, got {threads!r}")
+    if threads is not None and (int(threads) != threads or threads < 1):
+        raise ValueError(f"fit: threads must be a positive integer or None, got {threads!r}")
     for name, arr in (("X", X), ("y", y)):
         count, first = _first_bad_rows(arr)
         if count:
@@ -96,7 +97,7 @@ def _check_model_takes(model, loss, X, y) -> int:
 
 
 def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: float = 0.01,
-        momentum: float = 0.0, optimizer=None, shuffle: bool = True, rng=None, threads: int = 1,
+        momentum: float = 0.0, optimizer=None, shuffle: bool = True, rng=None, threads: int | None = None,
         fused: bool | None = None, on_batch: Callable[[int, float], None] | None = None) -> History:
     """Train ``model`` with SGD; return the mean training loss of each epoch.
 
@@ -111,8 +112,10 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     optimizer : an optimiser over ``model.parameters()`` to use instead of a new ``SGD``
     shuffle : draw a new sample order each epoch from ``rng`` (else file order)
     rng : numpy Generator or seed for the shuffling
-    threads : threads for the fused per-sample kernel (exact sequential SGD, the
-        work of each sample split by weight rows); needs the fused path
+    threads : None (default): the per-sample kernel runs on one thread, BLAS on as many
+        as it likes.  N: at most N threads -- the per-sample kernel splits every sample's
+        work by weight rows between N threads (still exact sequential SGD); everything
+        else limits BLAS to N threads.  Results are deterministic for a given N.
     fused : None (use a fused kernel when one applies), True (require it: error
         saying why not), False (always the layer-by-layer loop)
     on_batch : called as ``on_batch(rows, mean_loss)`` as training advances
@@ -130,16 +133,14 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     plan = None
     if fused is not False:
         plan = fused_path.plan(model, loss, batch_size=batch_size, optimizer=opt)
-        if not isinstance(plan, str) and threads > 1 and not plan.per_sample:
-            plan = "threads split per-sample plain SGD only (batch_size=1, no momentum)"
         if isinstance(plan, str):
-            if fused or threads > 1:
-                what = f"threads={threads} needs the fused per-sample kernel" if threads > 1 else \
-                    "fused=True needs a fused kernel"
-                raise ValueError(f"fit: {what}, but {plan}")
+            if fused or (threads or 1) > 1 and batch_size == 1:
+                what = f"threads={threads}" if not fused else "fused=True"
+                raise ValueError(f"fit: {what} needs a fused kernel, but {plan}")
             plan = None
-    elif threads > 1:
-        raise ValueError(f"fit: threads={threads} needs the fused per-sample kernel, but fused=False")
+    elif (threads or 1) > 1 and batch_size == 1:
+        raise ValueError(f"fit: threads={threads} with batch_size=1 needs the fused per-sample kernel, "
+                         f"but fused=False")
     if plan is not None:
         try:
             labels, targets = plan.targets(y)
@@ -150,12 +151,20 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     history = History()
     history.path = "fused" if plan is not None else "layers"
     history.threads = threads
-    if plan is not None:
-        Xc = np.ascontiguousarray(X, dtype=plan.dtype)
-        for epoch in range(1, int(epochs) + 1):
-            order = batch_order(X.shape[0], shuffle, rng)
-            history.append(_fused_epoch(plan, Xc, labels, targets, order, opt.lr, threads, epoch, on_batch))
-        return history
+    with blas_threads(None if plan is not None and plan.per_sample else threads):
+        if plan is not None:
+            Xc = np.ascontiguousarray(X, dtype=plan.dtype)
+            for epoch in range(1, int(epochs) + 1):
+                order = batch_order(X.shape[0], shuffle, rng)
+                history.append(_fused_epoch(plan, Xc, labels, targets, order, opt.lr, threads or 1, epoch,
+                                            on_batch))
+            return history
+        _layer_epochs(model, loss, opt, X, y, batch_size, epochs, shuffle, rng, on_batch, history)
+    return history
+
+
+def _layer_epochs(model, loss, opt, X, y, batch_size, epochs, shuffle, rng, on_batch, history) -> None:
+    """The layer-by-layer loop: forward, loss, backward, optimiser step per batch."""
     n = X.shape[0]
     bs = n if batch_size is None else int(batch_size)
     for epoch in range(1, int(epochs) + 1):
@@ -175,7 +184,6 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
             if on_batch is not None:
                 on_batch(len(idx), batch_loss)
         history.append(total / n)
-    return history
 
 
 def _check_first_linear_takes(model, X) -> None:
