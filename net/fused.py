@@ -150,9 +150,16 @@ def _plan(model, loss, batch_size, momentum, optimizer) -> FusedPlan:
     if optimizer is not None:
         owned, own = set(optimizer.params), model.parameters()
         frozen = [f"{p.layer!r}.{p.name}" for p in own if p not in owned]
-        if frozen or len(owned) != len(own):
+        if frozen:
             raise Unsupported(f"the optimizer trains only some of the model's parameters (not {', '.join(frozen)}); "
                               "the fused kernels train all of them")
+        if len(optimizer.params) != len(own) or len(owned) != len(own):
+            raise Unsupported("the optimizer's parameters are not exactly the model's, each once")
+    arrays = [p.value for p in model.parameters()]
+    for i, a in enumerate(arrays):
+        if any(np.shares_memory(a, b) for b in arrays[:i]):
+            raise Unsupported("two parameters share memory (tied weights); the fused kernels update each "
+                              "layer's weights before the layer below reads them")
     if isinstance(loss, CrossEntropyLoss) and loss.from_logits:
         loss_kind = fk.SOFTMAX_CE
     elif isinstance(loss, MSELoss):
@@ -196,7 +203,7 @@ def _velocities(model, optimizer, weights, biases, momentum):
         return tuple(np.zeros((0, 0), w.dtype) for w in weights), tuple(np.zeros(0, b.dtype) for b in biases)
     if optimizer is None:
         raise Unsupported("momentum needs the optimizer that holds the velocity buffers")
-    vel = dict(zip(optimizer.params, optimizer.velocity))
+    vel = dict(zip(optimizer.params, optimizer.ensure_velocity()))
     vel_w, vel_b = [], []
     for layer in model:
         if type(layer) is Linear:

@@ -20,7 +20,14 @@ class SGD:
         self.lr, self.momentum = float(lr), float(momentum)
         self.velocity = [np.zeros_like(p.value) for p in self.params] if self.momentum else None
 
+    def ensure_velocity(self) -> list | None:
+        """The momentum buffers, created (zeros) if momentum is on and there are none yet."""
+        if self.momentum and self.velocity is None:
+            self.velocity = [np.zeros_like(p.value) for p in self.params]
+        return self.velocity
+
     def step(self) -> None:
+        self.ensure_velocity()
         for i, p in enumerate(self.params):
             g = p.grad
             if g is None:

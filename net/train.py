@@ -43,7 +43,13 @@ def _first_bad_rows(a: np.ndarray) -> tuple[int, int]:
     return count, (int(np.argmax(bad)) if count else -1)
 
 
-def _check_fit_args(X, y, batch_size, epochs, threads):
+def _model_dtype(model):
+    """The dtype of the model's first Linear layer (the dtype X is cast to), or None."""
+    first = next((layer for layer in getattr(model, "layers", [model]) if isinstance(layer, Linear)), None)
+    return None if first is None else first.dtype
+
+
+def _check_fit_args(X, y, batch_size, epochs, threads, dtype=None):
     X = np.asarray(X)
     y = np.asarray(y)
     if X.ndim != 2:
@@ -63,11 +69,26 @@ def _check_fit_args(X, y, batch_size, epochs, threads):
         if count:
             raise ValueError(f"fit: {name} has NaN or infinite values in {count} row{'s' if count > 1 else ''}, "
                              f"the first is row {first}; remove or impute them before training")
+    if dtype is not None and X.dtype.kind == "f" and X.dtype.itemsize > np.dtype(dtype).itemsize:
+        limit = np.finfo(dtype).max
+        big = np.abs(X).max(axis=1) > limit
+        if big.any():
+            raise ValueError(f"fit: X row {int(np.argmax(big))} has values beyond the {np.dtype(dtype)} range "
+                             f"(|x| > {limit:.3g}) of the model, where they would become infinite; rescale X")
     return X, y
 
 
-def _check_optimizer(model, opt) -> None:
-    """``ValueError`` when ``opt`` steps parameters that ``model`` does not own."""
+def _check_model_and_optimizer(model, opt) -> None:
+    """``ValueError`` when a layer object sits twice in ``model`` (its one cache would give wrong
+    gradients), or ``opt`` steps a parameter twice or a parameter ``model`` does not own."""
+    layers = getattr(model, "layers", None)
+    if layers is not None:
+        seen = set()
+        for layer in layers:
+            if id(layer) in seen:
+                raise ValueError(f"fit: {layer!r} appears twice in the model; a layer object keeps the input of "
+                                 f"one forward pass for its backward, so use two layers (tie weights outside fit)")
+            seen.add(id(layer))
     params = getattr(opt, "params", None)
     if params is None or not hasattr(model, "parameters"):
         return
@@ -77,6 +98,10 @@ def _check_optimizer(model, opt) -> None:
         first = foreign[0]
         raise ValueError(f"fit: the optimizer holds {len(foreign)} parameters that are not in the model "
                          f"(the first: {first.layer!r}.{first.name}); build it from model.parameters()")
+    if len(set(params)) != len(params):
+        twice = next(p for i, p in enumerate(params) if p in params[:i])
+        raise ValueError(f"fit: the optimizer lists {twice.layer!r}.{twice.name} more than once; each step would "
+                         f"update it several times")
 
 
 def _check_model_takes(model, loss, X, y) -> int:
@@ -124,11 +149,13 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     Raises :class:`TrainingDivergedError` naming the epoch and sample when the
     loss becomes NaN or infinite.
     """
-    X, y = _check_fit_args(X, y, batch_size, epochs, threads)
+    X, y = _check_fit_args(X, y, batch_size, epochs, threads, _model_dtype(model))
+    if batch_size is not None:
+        batch_size = min(int(batch_size), X.shape[0])         # 2.0 -> 2; a batch larger than X is the full X
     _check_first_linear_takes(model, X)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     opt = optimizer if optimizer is not None else SGD(model.parameters(), lr=lr, momentum=momentum)
-    _check_optimizer(model, opt)
+    _check_model_and_optimizer(model, opt)
     _check_model_takes(model, loss, X, y)
     plan = None
     if fused is not False:
@@ -145,7 +172,7 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
         try:
             labels, targets = plan.targets(y)
         except fused_path.Unsupported as exc:
-            if fused or threads > 1:
+            if fused or ((threads or 1) > 1 and plan.per_sample):
                 raise ValueError(f"fit: the fused kernels cannot take these targets: {exc}") from None
             plan = None
     history = History()
@@ -210,8 +237,8 @@ def _first_diverging_row(loss, pred, target) -> int:
 def _divergence_message(value, epoch, sample, position, updated) -> str:
     where = f"loss became {value} in epoch {epoch} at sample {sample} (position {position} of the epoch)"
     if not updated:
-        return (f"{where}, before any update: the inputs are finite, so check their scale and the initial "
-                f"weights")
+        return (f"{where}, before this fit made any update: the inputs are finite, so check their scale and the "
+                f"weights training started from")
     return f"{where}; lower the learning rate"
 
 
@@ -239,6 +266,9 @@ def _fused_epoch(plan, X, labels, targets, order, lr, threads, epoch, on_batch) 
 def predict(model, X, batch_size: int = 4096) -> np.ndarray:
     """Model outputs for ``X`` in chunks of ``batch_size`` rows (bounded memory)."""
     X = np.asarray(X)
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"predict: batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = int(batch_size)
     if X.shape[0] == 0:
         return model.forward(X)
     return np.concatenate([model.forward(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)])

@@ -351,3 +351,106 @@ def test_minibatch_threads_are_deterministic_for_a_given_count(batch_size):
         np.testing.assert_array_equal(a, b)                   # same thread count: bitwise the same
     for a, c in zip(weights[0], weights[2]):
         np.testing.assert_allclose(a, c, **TOL[np.float32])   # another count: summation order only
+
+
+# ---- review findings: each fails on the code before the fix ---------------------------------------
+
+def test_an_optimizer_listing_a_parameter_twice_is_rejected():
+    X, y = _data()
+    model = _model("numba", "relu", np.float64)
+    with pytest.raises(ValueError, match=r"optimizer lists Linear\(30 -> 16\)\.W more than once"):
+        fit(model, CrossEntropyLoss(), X, y, batch_size=1, optimizer=SGD(model.parameters() * 2, lr=0.05))
+
+
+def test_the_same_layer_object_twice_is_rejected():
+    X, y = _data(d=8)
+    lin = Linear(8, 8, rng=0, backend="numba")
+    model = Sequential(lin, ReLU(backend="numba"), lin, Linear(8, 4, rng=1, backend="numba"))
+    with pytest.raises(ValueError, match=r"Linear\(8 -> 8\) appears twice in the model"):
+        fit(model, CrossEntropyLoss(), X, y, batch_size=4)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_tied_weights_fall_back_to_the_layer_loop(batch_size):
+    X, y = _data(d=8)
+    results = []
+    for fused in (False, None):
+        a, b = Linear(8, 8, rng=0, backend="numba", dtype=np.float64), Linear(8, 8, backend="numba", dtype=np.float64)
+        b.params["W"] = a.params["W"]                                  # tied
+        model = Sequential(a, Sigmoid(backend="numba"), b, Linear(8, 4, rng=1, backend="numba", dtype=np.float64))
+        hist = fit(model, CrossEntropyLoss(), X, y, batch_size=batch_size, lr=0.05, rng=0, fused=fused)
+        results.append((model, hist))
+    assert results[1][1].path == "layers"
+    assert "share memory" in plan(results[1][0], CrossEntropyLoss(), batch_size=batch_size)
+    _assert_same_weights(results[0][0], results[1][0], np.float64)
+
+
+@pytest.mark.parametrize("batch_size", [2.0, 10**12, 2**64])
+def test_float_and_huge_batch_sizes_train_like_the_layer_loop(batch_size):
+    X, y = _data(n=40)
+    runs = []
+    for fused in (False, None):
+        model = _model("numba", "relu", np.float64)
+        runs.append((model, fit(model, CrossEntropyLoss(), X, y, batch_size=batch_size, lr=0.05, rng=0,
+                                fused=fused)))
+    assert runs[1][1].path == "fused"
+    _assert_same_weights(runs[0][0], runs[1][0], np.float64)
+
+
+def test_momentum_set_after_construction_gets_velocity_buffers():
+    X, y = _data()
+    runs = []
+    for fused in (False, None):
+        model = _model("numba", "relu", np.float64)
+        opt = SGD(model.parameters(), lr=0.05)
+        opt.momentum = 0.9                                             # no buffers were made
+        runs.append((model, fit(model, CrossEntropyLoss(), X, y, batch_size=8, optimizer=opt, rng=0, fused=fused)))
+    assert runs[1][1].path == "fused"
+    _assert_same_weights(runs[0][0], runs[1][0], np.float64)
+
+
+def test_soft_cross_entropy_targets_are_not_trained_as_their_argmax():
+    X, y = _data()
+    soft = np.full((len(y), 4), 0.1)
+    soft[np.arange(len(y)), y] = 0.7
+    runs = []
+    for fused in (False, None):
+        model = _model("numba", "relu", np.float64)
+        runs.append((model, fit(model, CrossEntropyLoss(), X, soft, batch_size=1, lr=0.05, rng=0, fused=fused)))
+    assert runs[1][1].path == "layers"
+    _assert_same_weights(runs[0][0], runs[1][0], np.float64)
+    with pytest.raises(ValueError, match="cannot take these targets: soft"):
+        fit(_model("numba", "relu", np.float64), CrossEntropyLoss(), X, soft, batch_size=1, fused=True)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+@pytest.mark.parametrize("batch_size,threads", [(1, 1), (1, 2), (8, 1)])
+def test_fused_divergence_at_the_first_step_does_not_blame_the_learning_rate(batch_size, threads):
+    X, y = _data(n=50)
+    X[0] = 1e200
+    with pytest.raises(TrainingDivergedError, match=r"at sample 0 \(position 0 of the epoch\), before this fit made "
+                                                    r"any update") as info:
+        fit(_model("numba", "identity", np.float64), MSELoss(), X, y, batch_size=batch_size, shuffle=False,
+            threads=threads)
+    assert "learning rate" not in str(info.value)
+
+
+def test_fused_plan_checks_arguments_before_the_kernel():
+    X, y = _data(n=20)
+    model = _model("numba", "relu", np.float64)
+    p = plan(model, CrossEntropyLoss(), batch_size=1)
+    labels, targets = p.targets(y)
+    order = np.arange(20)
+    for bad, match in [((X[:, :29], labels, targets, order), r"X must be C-contiguous float64 of shape \(N, 30\)"),
+                       ((X, labels[:19], targets, order), r"expected 20 labels in \[0, 4\)"),
+                       ((X, labels + 1, targets, order), r"expected 20 labels in \[0, 4\)"),
+                       ((X, labels, targets, order + 1), r"sample indices must lie in \[0, 20\)")]:
+        with pytest.raises(ValueError, match=match):
+            p.run(np.ascontiguousarray(bad[0]), *bad[1:], lr=0.1)
+
+
+def test_float64_X_beyond_the_float32_range_is_rejected():
+    X, y = _data(n=20)
+    X[13] = 1e39
+    with pytest.raises(ValueError, match=r"X row 13 has values beyond the float32 range"):
+        fit(_model("numba", "relu", np.float32), CrossEntropyLoss(), X, y, batch_size=4)

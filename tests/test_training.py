@@ -122,6 +122,6 @@ def test_divergence_at_the_first_step_does_not_blame_the_learning_rate():
     X, y = spiral(20, 2, rng=0)
     X = X.astype(np.float64)
     X[3] = 1e200
-    with pytest.raises(TrainingDivergedError, match=r"before any update") as info:
+    with pytest.raises(TrainingDivergedError, match=r"before this fit made any update") as info:
         fit(_mlp("numpy", np.float64), MSELoss(), X, y, batch_size=8, lr=0.01, shuffle=False)
     assert "learning rate" not in str(info.value)
