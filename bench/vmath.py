@@ -1,4 +1,4 @@
-"""exp, sigmoid and softmax: NumPy vs Numba's libm exp vs kernels.vmath, side by side in one run.
+"""exp, log, sigmoid and softmax: NumPy vs Numba's libm vs kernels.vmath, side by side in one run.
 
     python -m bench.vmath [--quick]
 
@@ -8,6 +8,7 @@ For float32 and float64 at 65,536 elements, 60000x10 and 1024x512:
   call per element); :func:`kernels.vmath.exp`, compiled once with LLVM's
   default 256-bit vectors and once with :func:`kernels.vmath.prefer_wide_vectors`
   (512-bit where the CPU has AVX-512; ``kernels.vmath.exp`` itself is this one);
+* ``log`` likewise (65,536 and 1024x512; inputs are positive);
 * ``sigmoid`` (the overflow-safe ``exp(-|x|)`` form) and row-wise ``softmax``
   (60000x10 and 1024x512): the NumPy formulas of ``kernels/reference.py``
   (copied here), the same loops in Numba with libm ``exp``, and one-pass
@@ -28,10 +29,11 @@ import numba
 import numpy as np
 from numba import njit
 
-from kernels.vmath import exp, prefer_wide_vectors, vexp, vmax
+from kernels.vmath import exp, log, prefer_wide_vectors, vexp, vlog, vmax
 from net.timing import best_time
 
 SHAPES = {"exp": [(65536,), (60000, 10), (1024, 512)],
+          "log": [(65536,), (1024, 512)],
           "sigmoid": [(65536,), (60000, 10), (1024, 512)],
           "softmax": [(60000, 10), (1024, 512)]}
 DTYPES = (np.float32, np.float64)
@@ -58,6 +60,16 @@ def libm_exp(x):
     of = out.ravel()
     for i in range(xf.size):
         of[i] = np.exp(xf[i])
+    return out
+
+
+@njit(cache=True)
+def libm_log(x):
+    out = np.empty_like(x)
+    xf = x.ravel()
+    of = out.ravel()
+    for i in range(xf.size):
+        of[i] = np.log(xf[i])
     return out
 
 
@@ -96,15 +108,15 @@ def libm_softmax(z):
     return s
 
 
-# --- Numba with vexp: one pass, no branches -----------------------------------
+# --- Numba with vexp/vlog: one pass, no branches ------------------------------
 
 @njit(cache=True)
 def _default_width():
     """Stands in for prefer_wide_vectors: leave LLVM's vector width alone."""
 
 
-def _vexp_kernels(width_hint):
-    """exp, sigmoid and softmax on vexp; ``width_hint`` is called first in each kernel."""
+def _vmath_kernels(width_hint):
+    """exp, log, sigmoid and softmax on vexp/vlog; ``width_hint`` is called first in each kernel."""
 
     @njit(fastmath={"contract"})
     def exp_kernel(x):
@@ -114,6 +126,16 @@ def _vexp_kernels(width_hint):
         of = out.ravel()
         for i in range(xf.size):
             of[i] = vexp(xf[i])
+        return out
+
+    @njit(fastmath={"contract"})
+    def log_kernel(x):
+        width_hint()
+        out = np.empty_like(x)
+        xf = x.ravel()
+        of = out.ravel()
+        for i in range(xf.size):
+            of[i] = vlog(xf[i])
         return out
 
     # error_model="numpy": a float division by zero gives inf instead of raising,
@@ -153,17 +175,17 @@ def _vexp_kernels(width_hint):
                 s[i, k] *= inv
         return s
 
-    return {"exp": exp_kernel, "sigmoid": sigmoid, "softmax": softmax}
+    return {"exp": exp_kernel, "log": log_kernel, "sigmoid": sigmoid, "softmax": softmax}
 
 
-VEXP_256 = _vexp_kernels(_default_width)
-VEXP_512 = _vexp_kernels(prefer_wide_vectors)
+VMATH_256 = _vmath_kernels(_default_width)
+VMATH_512 = _vmath_kernels(prefer_wide_vectors)
 
 IMPLEMENTATIONS = {  # column -> op -> function
-    "NumPy": {"exp": np.exp, "sigmoid": np_sigmoid, "softmax": np_softmax},
-    "Numba libm exp": {"exp": libm_exp, "sigmoid": libm_sigmoid, "softmax": libm_softmax},
-    "vexp 256-bit": VEXP_256,
-    "vexp 512-bit": {**VEXP_512, "exp": exp},
+    "NumPy": {"exp": np.exp, "log": np.log, "sigmoid": np_sigmoid, "softmax": np_softmax},
+    "Numba libm": {"exp": libm_exp, "log": libm_log, "sigmoid": libm_sigmoid, "softmax": libm_softmax},
+    "vmath 256-bit": VMATH_256,
+    "vmath 512-bit": {**VMATH_512, "exp": exp, "log": log},
 }
 
 
@@ -183,9 +205,10 @@ def best_of(fn, x, budget):
     return best_time(lambda: fn(x), int(min(5000, max(5, budget / max(once, 1e-7)))))
 
 
-def inputs(shape, dtype, rng):
-    """Logits-like values: normal with sd 4 (sigmoid saturates on both sides, exp stays finite)."""
-    return (rng.standard_normal(shape) * 4).astype(dtype)
+def inputs(op, shape, dtype, rng):
+    """Logits-like values, normal with sd 4 (sigmoid saturates on both sides, exp stays finite); log gets |x|."""
+    x = rng.standard_normal(shape) * 4
+    return (np.abs(x) if op == "log" else x).astype(dtype)
 
 
 def run(budget=0.3):
@@ -194,7 +217,7 @@ def run(budget=0.3):
     for op, shapes in SHAPES.items():
         for shape in shapes:
             for dtype in DTYPES:
-                x = inputs(shape, dtype, rng)
+                x = inputs(op, shape, dtype, rng)
                 expect = IMPLEMENTATIONS["NumPy"][op](x)
                 times = {}
                 for name, impl in IMPLEMENTATIONS.items():
@@ -215,8 +238,8 @@ def table(rows) -> str:
     for op, shape, dtype, t in rows:
         shape_s = "x".join(map(str, shape))
         cells = " | ".join(f"{t[n] * 1e6:,.1f}" for n in names)
-        ratios = (t["NumPy"] / t["vexp 256-bit"], t["NumPy"] / t["vexp 512-bit"],
-                  t["Numba libm exp"] / t["vexp 512-bit"])
+        ratios = (t["NumPy"] / t["vmath 256-bit"], t["NumPy"] / t["vmath 512-bit"],
+                  t["Numba libm"] / t["vmath 512-bit"])
         lines.append(f"| {op} | {shape_s} | {np.dtype(dtype).name} | {cells} | "
                      + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
     return "\n".join(lines)

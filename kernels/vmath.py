@@ -1,11 +1,16 @@
-"""Vectorisable ``exp`` for Numba kernels: libm accuracy in inlinable, branch-free code.
+"""Vectorisable ``exp`` and ``log`` for Numba kernels: libm accuracy in inlinable, branch-free code.
 
-Numba compiles ``np.exp``/``math.exp`` inside ``@njit`` to a scalar libm call,
-which stops LLVM from vectorising the loop around it, while NumPy's ``np.exp``
-is SIMD.  :func:`exp32`/:func:`exp64` are straight-line float and integer code
-(min/max, no branches, no calls), so ``for i in range(n): out[i] = vexp(x[i])``
-compiles to a SIMD loop: 8 float32 or 4 float64 per ymm instruction, 16 or 8
-per zmm in a function that calls :func:`prefer_wide_vectors`.
+Numba compiles ``np.exp``/``math.exp`` (and ``log``) inside ``@njit`` to a
+scalar libm call, which stops LLVM from vectorising the loop around it, while
+NumPy's ``np.exp`` is SIMD.  :func:`exp32`/:func:`exp64` and
+:func:`log32`/:func:`log64` are straight-line float and integer code (min/max
+and selects, no branches, no calls), so ``for i in range(n): out[i] =
+vexp(x[i])`` compiles to a SIMD loop: 8 float32 or 4 float64 per ymm
+instruction, 16 or 8 per zmm in a function that calls
+:func:`prefer_wide_vectors`.  :func:`vexp`/:func:`vlog` pick the precision
+from the argument's type; :func:`exp`/:func:`log` are the array kernels
+(NumPy twins ``np.exp``/``np.log``); :func:`vmax` is the NaN-propagating
+maximum that vectorises as a reduction (a softmax row max).
 
 Scheme, ``e^x = 2^n e^r``:
 
@@ -31,9 +36,14 @@ Scheme, ``e^x = 2^n e^r``:
    propagates it), ``exp(+inf) = inf`` and ``exp(-inf) = 0`` (clamped, then
    overflow/underflow), ``exp(+-0) = 1`` exactly (``n = 0``, ``s = +-0``).
 
+The log: ``x = m 2^k`` with ``m`` in ``[sqrt(1/2), sqrt(2))`` from the bits
+(denormals scaled first), ``f = m - 1``, ``s = f / (2 + f)`` and fdlibm's
+``log x = k ln2_hi + (f - (f^2/2 - (s (f^2/2 + R(s^2)) + k ln2_lo)))`` with
+our own minimax ``R``; the special cases are selects at the end.
+
 Accuracy (``tests/test_vmath.py``): at most 1 ulp from the correctly rounded
-``e^x``, checked for every float32 in ``[-103.98, 88.73]`` once offline, and on
-dense sweeps, edge values and random inputs in the tests.
+result, checked for every float32 in the range once offline, and on dense
+sweeps, edge values and random inputs in the tests.
 
 Fastmath of the caller.  ``exp32``/``exp64`` are ``inline="always"``: Numba
 inlines them into the calling kernel, whose ``fastmath`` flags then apply to
@@ -144,6 +154,58 @@ def _ldexp1p(typingctx, s, t, shift):
         return builder.fmul(y, pow2(n2), flags=_OWN_FLAGS)
 
     return s(s, t, shift), codegen
+
+
+@intrinsic
+def _div(typingctx, a, b):
+    """``a / b`` as one IEEE division: no zero-division check, whatever the caller's error_model."""
+    if not (_is_float(a) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fdiv(args[0], args[1], flags=_OWN_FLAGS)
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def _split_sqrt2(typingctx, x):
+    """``(m, k)`` with ``x = m * 2**k``, ``m`` in ``[sqrt(1/2), sqrt(2))``, for finite ``x > 0``.
+
+    Denormal ``x`` is first scaled into the normal range (``2**25`` or ``2**54``).
+    Adding ``bits(1) - bits(sqrt(1/2))`` to the bits carries into the exponent
+    exactly when the mantissa is at least ``sqrt(2)/2``'s; the mantissa field
+    plus ``bits(sqrt(1/2))`` is then ``m``.  ``k`` comes back as a float of x's
+    type (it goes through int32, which AVX2 converts in SIMD).  Other inputs
+    give some finite pair, which :func:`log32`/:func:`log64` replace.
+    """
+    if not _is_float(x):
+        return None
+
+    def codegen(context, builder, sig, args):
+        (x,) = args
+        fty = x.type
+        single = isinstance(fty, ir.FloatType)
+        if single:
+            ity, mantissa_bits, bias, scale_log2 = ir.IntType(32), 23, 127, 25
+            tiny, one_bits, sqrt_half_bits = np.finfo(np.float32).tiny, 0x3F800000, 0x3F3504F3
+        else:
+            ity, mantissa_bits, bias, scale_log2 = ir.IntType(64), 52, 1023, 54
+            tiny, one_bits, sqrt_half_bits = np.finfo(np.float64).tiny, 0x3FF0000000000000, 0x3FE6A09E667F3BCD
+        i32 = ir.IntType(32)
+        denormal = builder.fcmp_ordered("<", x, ir.Constant(fty, float(tiny)), flags=_OWN_FLAGS)
+        scaled = builder.fmul(x, ir.Constant(fty, float(2.0 ** scale_log2)), flags=_OWN_FLAGS)
+        bits = builder.bitcast(builder.select(denormal, scaled, x), ity)
+        bits = builder.add(bits, ir.Constant(ity, one_bits - sqrt_half_bits))
+        k = builder.sub(builder.ashr(bits, ir.Constant(ity, mantissa_bits)), ir.Constant(ity, bias))
+        if not single:
+            k = builder.trunc(k, i32)
+        k = builder.sub(k, builder.select(denormal, ir.Constant(i32, scale_log2), ir.Constant(i32, 0)))
+        mantissa = builder.and_(bits, ir.Constant(ity, (1 << mantissa_bits) - 1))
+        m = builder.bitcast(builder.add(mantissa, ir.Constant(ity, sqrt_half_bits)), fty)
+        return context.make_tuple(builder, sig.return_type, [m, builder.sitofp(k, fty)])
+
+    return types.UniTuple(x, 2)(x), codegen
 
 
 @intrinsic
@@ -264,6 +326,80 @@ def exp64(x):
     return _ldexp1p(r + (r * r) * q, t, _E64_SHIFT)
 
 
+# log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f): minimax R(z) = z P(z)
+# for the absolute error on z <= ((sqrt2 - 1) / (sqrt2 + 1))^2 (Remez): degree 3 in z
+# for float32 (fit error 2e-9), 7 for float64 (3e-18).
+_L32_P0 = _f32(0.6666677594184875)
+_L32_P1 = _f32(0.3997754156589508)
+_L32_P2 = _f32(0.29871729016304016)
+_L32_LN2_HI = _f32(0.693145751953125)            # as for exp: k * LN2_HI is exact
+_L32_LN2_LO = _f32(1.42860682030941723212e-06)
+_L32_HALF = _f32(0.5)
+_L32_ONE = _f32(1.0)
+_L32_TWO = _f32(2.0)
+_L32_ZERO = _f32(0.0)
+_L32_INF = _f32(np.inf)
+_L32_MINUS_INF = _f32(-np.inf)
+_L32_NAN = _f32(np.nan)
+
+_L64_P0 = _f64(0.6666666666666734)
+_L64_P1 = _f64(0.39999999999414676)
+_L64_P2 = _f64(0.28571428742388205)
+_L64_P3 = _f64(0.22222198573132546)
+_L64_P4 = _f64(0.18183564328532595)
+_L64_P5 = _f64(0.15314050495786896)
+_L64_P6 = _f64(0.1479595022294881)
+_L64_LN2_HI = _f64(6.93147180369123816490e-01)
+_L64_LN2_LO = _f64(1.90821492927058770002e-10)
+_L64_HALF = _f64(0.5)
+_L64_ONE = _f64(1.0)
+_L64_TWO = _f64(2.0)
+_L64_ZERO = _f64(0.0)
+_L64_INF = _f64(np.inf)
+_L64_MINUS_INF = _f64(-np.inf)
+_L64_NAN = _f64(np.nan)
+
+
+@njit(cache=True, inline="always", fastmath={"contract"})
+def log32(x):
+    """Natural log computed in float32 only; a float32 scalar -> float32.
+
+    ``x = m 2^k`` with ``m`` in ``[sqrt(1/2), sqrt(2))``, ``f = m - 1``, then
+    ``log x = k ln2_hi + (f - (f^2/2 - (s (f^2/2 + R) + k ln2_lo)))`` (fdlibm's
+    arrangement, with its own minimax ``R``).  ``log(0) = -inf``,
+    ``log(x < 0) = nan``, ``log(inf) = inf``, ``log(nan) = nan``, ``log(1) = 0``.
+    """
+    x = np.float32(x)
+    m, k = _split_sqrt2(x)
+    f = m - _L32_ONE                       # exact
+    s = _div(f, _L32_TWO + f)
+    z = s * s
+    r = z * (_L32_P0 + z * (_L32_P1 + z * _L32_P2))
+    hfsq = _L32_HALF * f * f
+    small = _mul_add(s, hfsq + r, k * _L32_LN2_LO)
+    y = _mul_add(k, _L32_LN2_HI, _sub(f, _sub(hfsq, small)))
+    y = y if x < _L32_INF else x           # +inf and nan give themselves
+    return y if x > _L32_ZERO else (_L32_MINUS_INF if x == _L32_ZERO else _L32_NAN)
+
+
+@njit(cache=True, inline="always", fastmath={"contract"})
+def log64(x):
+    """Natural log in float64, the scheme of :func:`log32`; a float64 scalar -> float64."""
+    x = np.float64(x)
+    m, k = _split_sqrt2(x)
+    f = m - _L64_ONE
+    s = _div(f, _L64_TWO + f)
+    z = s * s
+    w = z * z
+    # Estrin-like split as in fdlibm: odd and even powers of z
+    r = z * (_L64_P0 + w * (_L64_P2 + w * (_L64_P4 + w * _L64_P6))) + w * (_L64_P1 + w * (_L64_P3 + w * _L64_P5))
+    hfsq = _L64_HALF * f * f
+    small = _mul_add(s, hfsq + r, k * _L64_LN2_LO)
+    y = _mul_add(k, _L64_LN2_HI, _sub(f, _sub(hfsq, small)))
+    y = y if x < _L64_INF else x
+    return y if x > _L64_ZERO else (_L64_MINUS_INF if x == _L64_ZERO else _L64_NAN)
+
+
 def vexp(x):
     """``e**x`` of a float32 or float64 scalar in its own precision (:func:`exp32`/:func:`exp64`).
 
@@ -282,6 +418,25 @@ def _vexp_overload(x):
         return lambda x: exp32(x)
     if x == types.float64:
         return lambda x: exp64(x)
+    return None
+
+
+def vlog(x):
+    """Natural log of a float32 or float64 scalar in its own precision (:func:`log32`/:func:`log64`).
+
+    Dispatches like :func:`vexp`.
+    """
+    if np.asarray(x).dtype == np.float32:
+        return np.float32(log32(x))
+    return np.float64(log64(x))
+
+
+@overload(vlog, inline="always")
+def _vlog_overload(x):
+    if x == types.float32:
+        return lambda x: log32(x)
+    if x == types.float64:
+        return lambda x: log64(x)
     return None
 
 
@@ -308,4 +463,27 @@ def exp(x):
         return out_t.T
     out = np.empty(x.shape, x.dtype)
     _exp_flat(np.ascontiguousarray(x).ravel(), out.ravel())
+    return out
+
+
+@njit(cache=True, fastmath={"contract"})
+def _log_flat(src, dst):
+    """``dst[i] = log(src[i])`` over two C-contiguous 1-D arrays of one dtype."""
+    prefer_wide_vectors()
+    for i in range(src.shape[0]):
+        dst[i] = vlog(src[i])
+
+
+@njit(cache=True)
+def log(x):
+    """Elementwise natural log, NumPy twin ``np.log``; layouts as :func:`exp`.
+
+    x : any shape, float32 or float64, any strides -> same shape and dtype.
+    """
+    if x.flags.f_contiguous and not x.flags.c_contiguous:
+        out_t = np.empty(x.T.shape, x.dtype)
+        _log_flat(np.ascontiguousarray(x.T).ravel(), out_t.ravel())
+        return out_t.T
+    out = np.empty(x.shape, x.dtype)
+    _log_flat(np.ascontiguousarray(x).ravel(), out.ravel())
     return out
