@@ -2,7 +2,8 @@
 
 ``get_backend("numpy")`` returns :mod:`kernels.reference` (pure NumPy),
 ``get_backend("numba")`` returns :mod:`kernels.jit` (Numba ``@njit``).  Both
-namespaces expose exactly the names in :data:`OPERATIONS`.
+namespaces expose exactly the names in :data:`OPERATIONS`, each checked on every call
+by the same argument contract (:mod:`kernels.contract`).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ OPERATIONS = (
     "softmax_cross_entropy_backward",
     "mse",
     "mse_backward",
+    "sgd_epoch",
 )
 
 #: Valid backend names.

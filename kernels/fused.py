@@ -33,10 +33,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-IDENTITY, RELU, SIGMOID = 0, 1, 2
-SOFTMAX_CE, MSE = 0, 1
-ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "sigmoid": SIGMOID}
-LOSS_CODES = {"softmax_ce": SOFTMAX_CE, "mse": MSE}
+from .codes import ACTIVATION_CODES, IDENTITY, LOSS_CODES, MSE, RELU, SIGMOID, SOFTMAX_CE  # noqa: F401
 
 # Reassociation lets LLVM vectorise the dot products (x . delta); no "nnan"/"ninf",
 # so the non-finite loss check still works.
@@ -45,10 +42,11 @@ _FASTMATH = {"reassoc", "contract", "nsz"}
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _act(v, code):
+    # typed constants, not v * 0: that is NaN for v = +-inf (relu(-inf) is 0, sigmoid(+-inf) is 1 or 0)
     if code == RELU:
-        return v if v > 0 else v * 0
+        return v if v > 0 or v != v else type(v)(0)
     if code == SIGMOID:
-        one = v * 0 + 1
+        one = type(v)(1)
         if v >= 0:
             return one / (one + np.exp(-v))
         e = np.exp(v)
@@ -59,9 +57,9 @@ def _act(v, code):
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _act_grad_from_output(a, code):
     """d act / d z expressed through the output a = act(z)."""
-    one = a * 0 + 1
+    one = type(a)(1)
     if code == RELU:
-        return one if a > 0 else a * 0
+        return one if a > 0 else type(a)(0)
     if code == SIGMOID:
         return a * (one - a)
     return one
@@ -75,7 +73,7 @@ def _output_loss_and_delta(z, K, loss_kind, label, target, delta):
         for j in range(1, K):
             if z[j] > m:
                 m = z[j]
-        total = z[0] * 0
+        total = type(m)(0)                  # not z[0] * 0: NaN for z[0] = -inf
         for j in range(K):
             e = np.exp(z[j] - m)
             delta[j] = e

@@ -10,19 +10,28 @@ Habits kept here:
 * no ``fastmath`` and no ``parallel``: the equivalence tests compare these
   kernels against NumPy to within a few ulps per reduction step.
 
-Functions that accept both integer labels and dense targets are thin Python
-dispatchers over two compiled kernels (Numba types branches per signature).
+Every public name is a Python function wrapped in :func:`kernels.contract.kernel`
+(the argument check shared with the NumPy backend: dtypes, shapes, labels, C order)
+that calls a compiled ``_name`` kernel.  Functions that accept both integer labels
+and dense targets dispatch to two compiled kernels (Numba types branches per
+signature).  The compiled kernels may assume what the check guarantees: one float
+dtype, C-contiguous arrays, labels in range, K >= 1.
+
+NaN: every clip, max and select is written so that a NaN input gives the NaN NumPy
+gives (``lo if v < lo else v`` keeps NaN; ``v if v > lo else lo`` would not).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
+from . import fused
+from .contract import kernel
 from .reference import EPS
 
 
 @njit(cache=True)
-def matmul_naive(A, B):
+def _matmul_naive(A, B):
     N, M = A.shape
     P = B.shape[1]
     C = np.zeros((N, P), dtype=A.dtype)
@@ -35,12 +44,17 @@ def matmul_naive(A, B):
     return C
 
 
+@kernel
+def matmul_naive(A, B):
+    return _matmul_naive(A, B)
+
+
 #: Bytes of B one column panel of ``matmul`` may span (M rows x panel width): half the L2.
 _PANEL_BYTES = 512 * 1024
 
 
 @njit(cache=True, fastmath={"contract"})
-def matmul(A, B):
+def _matmul(A, B):
     # The i-k-j order (innermost loop walks rows of B and C contiguously), with two changes
     # that keep the loads and stores per FMA down (measured: ~35% -> 50-75% of 1-thread BLAS):
     #   * register blocking: two rows of C and four values of k per sweep of the j loop, so
@@ -88,15 +102,25 @@ def matmul(A, B):
     return C
 
 
+@kernel
+def matmul(A, B):
+    return _matmul(A, B)
+
+
 @njit(cache=True)
-def linear_forward(x, W, b):
-    # The blocked matmul below, then the bias row by row.
-    y = matmul(x, W)
+def _linear_forward(x, W, b):
+    # The blocked matmul, then the bias row by row.
+    y = _matmul(x, W)
     for i in range(y.shape[0]):
         row = y[i]
         for j in range(row.shape[0]):
             row[j] += b[j]
     return y
+
+
+@kernel
+def linear_forward(x, W, b):
+    return _linear_forward(x, W, b)
 
 
 #: From this many rows on, ``linear_backward`` forms ``dx`` as a blocked matmul with a
@@ -114,7 +138,7 @@ def _dx_by_rows(dy, W):
         g = dy[i]
         for k in range(I):
             w = W[k]
-            acc = g[0] * 0
+            acc = dy.dtype.type(0)
             for j in range(O):
                 acc += g[j] * w[j]
             dx[i, k] = acc
@@ -122,15 +146,15 @@ def _dx_by_rows(dy, W):
 
 
 @njit(cache=True)
-def linear_backward(x, W, dy):
+def _linear_backward(x, W, dy):
     # dx = dy @ W.T and dW = x.T @ dy through the blocked matmul (with transposed copies,
     # so its inner loop still walks rows); small batches take the row-dot path for dx.
     Bn, O = dy.shape
     if Bn >= _DX_MATMUL_ROWS:
-        dx = matmul(dy, np.ascontiguousarray(W.T))
+        dx = _matmul(dy, np.ascontiguousarray(W.T))
     else:
         dx = _dx_by_rows(dy, W)
-    dW = matmul(np.ascontiguousarray(x.T), dy)
+    dW = _matmul(np.ascontiguousarray(x.T), dy)
     db = np.zeros(O, dtype=dy.dtype)
     for i in range(Bn):
         for j in range(O):
@@ -138,49 +162,74 @@ def linear_backward(x, W, dy):
     return dx, dW, db
 
 
+@kernel
+def linear_backward(x, W, dy):
+    return _linear_backward(x, W, dy)
+
+
+# Elementwise kernels walk flat views: the output is allocated C-ordered (np.empty, not
+# empty_like, which would keep an F layout whose ravel() is a copy) and inputs are raveled
+# (a view for the C-contiguous arrays the contract passes in).
+
 @njit(cache=True)
-def relu_forward(x):
-    out = np.empty_like(x)
+def _relu_forward(x):
+    out = np.empty(x.shape, dtype=x.dtype)
     xf = x.ravel()
     of = out.ravel()
     zero = x.dtype.type(0)
     for i in range(xf.size):
         v = xf[i]
-        of[i] = zero if v <= zero else v
+        of[i] = zero if v <= zero else v          # NaN > 0 and NaN <= 0 are both False: NaN stays
     return out
 
 
+@kernel
+def relu_forward(x):
+    return _relu_forward(x)
+
+
 @njit(cache=True)
-def relu_backward(x, dy):
-    out = np.empty_like(dy)
+def _relu_backward(x, dy):
+    out = np.empty(dy.shape, dtype=dy.dtype)
     xf = x.ravel()
     gf = dy.ravel()
     of = out.ravel()
     zero = dy.dtype.type(0)
     for i in range(xf.size):
-        of[i] = gf[i] if xf[i] > zero else zero
+        of[i] = gf[i] if xf[i] > zero else zero   # as np.where(x > 0, dy, 0): NaN x gives 0
     return out
 
 
+@kernel
+def relu_backward(x, dy):
+    return _relu_backward(x, dy)
+
+
 @njit(cache=True)
-def sigmoid_forward(x):
-    out = np.empty_like(x)
+def _sigmoid_forward(x):
+    out = np.empty(x.shape, dtype=x.dtype)
     xf = x.ravel()
     of = out.ravel()
     one = x.dtype.type(1)
+    zero = x.dtype.type(0)
     for i in range(xf.size):
         v = xf[i]
-        if v >= 0:
+        if v >= zero:
             of[i] = one / (one + np.exp(-v))
-        else:
+        else:                                     # also NaN: exp(NaN) / (1 + NaN) is NaN
             e = np.exp(v)
             of[i] = e / (one + e)
     return out
 
 
+@kernel
+def sigmoid_forward(x):
+    return _sigmoid_forward(x)
+
+
 @njit(cache=True)
-def sigmoid_backward(y, dy):
-    out = np.empty_like(dy)
+def _sigmoid_backward(y, dy):
+    out = np.empty(dy.shape, dtype=dy.dtype)
     yf = y.ravel()
     gf = dy.ravel()
     of = out.ravel()
@@ -191,13 +240,18 @@ def sigmoid_backward(y, dy):
     return out
 
 
+@kernel
+def sigmoid_backward(y, dy):
+    return _sigmoid_backward(y, dy)
+
+
 @njit(cache=True)
-def softmax(z):
+def _softmax(z):
     Bn, K = z.shape
     s = np.empty_like(z)
     for i in range(Bn):
-        m = z[i, 0]
-        for k in range(1, K):
+        m = z[i, 0]                               # a NaN anywhere in the row makes it all NaN,
+        for k in range(1, K):                     # here through m or through the sum below
             if z[i, k] > m:
                 m = z[i, k]
         total = z.dtype.type(0)
@@ -210,8 +264,13 @@ def softmax(z):
     return s
 
 
+@kernel
+def softmax(z):
+    return _softmax(z)
+
+
 @njit(cache=True)
-def softmax_jacobian(s):
+def _softmax_jacobian(s):
     Bn, K = s.shape
     J = np.empty((Bn, K, K), dtype=s.dtype)
     for b in range(Bn):
@@ -223,8 +282,13 @@ def softmax_jacobian(s):
     return J
 
 
+@kernel
+def softmax_jacobian(s):
+    return _softmax_jacobian(s)
+
+
 @njit(cache=True)
-def softmax_backward(s, ds):
+def _softmax_backward(s, ds):
     Bn, K = s.shape
     dz = np.empty_like(s)
     for i in range(Bn):
@@ -236,14 +300,21 @@ def softmax_backward(s, ds):
     return dz
 
 
+@kernel
+def softmax_backward(s, ds):
+    return _softmax_backward(s, ds)
+
+
 @njit(cache=True)
 def _ce_prob_labels(p, y, eps):
     Bn = p.shape[0]
     loss = np.empty(Bn, dtype=p.dtype)
     lo = p.dtype.type(eps)
+    one = p.dtype.type(1)
     for i in range(Bn):
         v = p[i, y[i]]
-        loss[i] = -np.log(v if v > lo else lo)
+        v = lo if v < lo else (one if v > one else v)     # np.clip(v, eps, 1): NaN stays NaN
+        loss[i] = -np.log(v)
     return loss
 
 
@@ -257,28 +328,33 @@ def _ce_prob_dense(p, t, eps):
         acc = p.dtype.type(0)
         for k in range(K):
             v = p[i, k]
-            v = lo if v < lo else (one if v > one else v)
+            v = lo if v < lo else (one if v > one else v)     # np.clip(v, eps, 1): NaN stays NaN
             acc += t[i, k] * np.log(v)
         loss[i] = -acc
     return loss
 
 
+@kernel
 def cross_entropy(p, y, eps=EPS):
     if y.ndim == 1:
         return _ce_prob_labels(p, y, eps)
     return _ce_prob_dense(p, y, eps)
 
 
+# The clip's derivative is zero where it is active (v < eps or v > 1); a NaN is in
+# neither range and gives -t / (B NaN) = NaN, as in NumPy.
+
 @njit(cache=True)
 def _ce_prob_backward_labels(p, y, eps):
     Bn, K = p.shape
     dp = np.zeros_like(p)
     lo = p.dtype.type(eps)
+    one = p.dtype.type(1)
     nb = p.dtype.type(Bn)
     for i in range(Bn):
         v = p[i, y[i]]
-        if v >= lo:
-            dp[i, y[i]] = -p.dtype.type(1) / (nb * v)
+        if not (v < lo or v > one):
+            dp[i, y[i]] = -one / (nb * v)
     return dp
 
 
@@ -287,15 +363,17 @@ def _ce_prob_backward_dense(p, t, eps):
     Bn, K = p.shape
     dp = np.zeros_like(p)
     lo = p.dtype.type(eps)
+    one = p.dtype.type(1)
     nb = p.dtype.type(Bn)
     for i in range(Bn):
         for k in range(K):
             v = p[i, k]
-            if v >= lo:
+            if not (v < lo or v > one):
                 dp[i, k] = -t[i, k] / (nb * v)
     return dp
 
 
+@kernel
 def cross_entropy_backward(p, y, eps=EPS):
     if y.ndim == 1:
         return _ce_prob_backward_labels(p, y, eps)
@@ -339,6 +417,7 @@ def _ce_logits_dense(z, t):
     return loss
 
 
+@kernel
 def cross_entropy_logits(z, y):
     if y.ndim == 1:
         return _ce_logits_labels(z, y)
@@ -360,15 +439,20 @@ def _sce_backward_labels(p, y):
 
 @njit(cache=True)
 def _sce_backward_dense(p, t):
+    # d/dz (logsumexp(z) sum_k t_k - <t, z>) = p sum_k t_k - t  (= p - t for rows summing to 1)
     Bn, K = p.shape
     dz = np.empty_like(p)
     nb = p.dtype.type(Bn)
     for i in range(Bn):
+        mass = p.dtype.type(0)
         for k in range(K):
-            dz[i, k] = (p[i, k] - t[i, k]) / nb
+            mass += t[i, k]
+        for k in range(K):
+            dz[i, k] = (p[i, k] * mass - t[i, k]) / nb
     return dz
 
 
+@kernel
 def softmax_cross_entropy_backward(p, y):
     if y.ndim == 1:
         return _sce_backward_labels(p, y)
@@ -376,7 +460,7 @@ def softmax_cross_entropy_backward(p, y):
 
 
 @njit(cache=True)
-def mse(pred, target):
+def _mse(pred, target):
     Bn, K = pred.shape
     loss = np.empty(Bn, dtype=pred.dtype)
     nk = pred.dtype.type(K)
@@ -389,12 +473,28 @@ def mse(pred, target):
     return loss
 
 
+@kernel
+def mse(pred, target):
+    return _mse(pred, target)
+
+
 @njit(cache=True)
-def mse_backward(pred, target):
+def _mse_backward(pred, target):
     Bn, K = pred.shape
     g = np.empty_like(pred)
-    scale = pred.dtype.type(2) / pred.dtype.type(Bn * K)
+    scale = pred.dtype.type(2) / pred.dtype.type(max(Bn * K, 1))
     for i in range(Bn):
         for k in range(K):
             g[i, k] = (pred[i, k] - target[i, k]) * scale
     return g
+
+
+@kernel
+def mse_backward(pred, target):
+    return _mse_backward(pred, target)
+
+
+# The fused per-sample SGD epoch (kernels/fused.py) behind the same contract as its NumPy twin.
+@kernel
+def sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr):
+    return fused.sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr)

@@ -1,12 +1,18 @@
 """Pure NumPy reference kernels: the readable math, one function per operation.
 
 Every function here has a twin with the same name and signature in
-:mod:`kernels.jit` (Numba).  The contract, shared by both:
+:mod:`kernels.jit` (Numba).  The contract, shared by both and checked before
+every call by :func:`kernels.contract.kernel` (the same check in both backends):
 
-* array inputs are C-contiguous ``float32`` or ``float64`` (labels ``int64``);
-* the floating output dtype equals the floating input dtype;
-* shapes are checked by the caller (``net``), not here: kernels are the hot
-  path and trust their arguments.
+* float arrays are ``float32`` or ``float64``, all of one dtype, which is the
+  output dtype; other dtypes raise ``TypeError`` (convert first);
+* labels are 1-D integer arrays with values in ``[0, K)``;
+* shapes must agree with the signature (``ValueError`` otherwise); a batch may be
+  empty (B = 0), the class axis may not (K >= 1);
+* transposed or sliced arrays are copied to C order before the kernel runs.
+
+NaN and inf propagate as NumPy's arithmetic has them; both backends agree on
+where a NaN comes out.
 
 Shapes below use ``B`` (batch rows), ``I`` (input features), ``O`` (output
 features) and ``K`` (classes).
@@ -15,10 +21,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .codes import IDENTITY, RELU, SIGMOID, SOFTMAX_CE
+from .contract import kernel
+
 #: Probability floor used by :func:`cross_entropy` on probabilities.
 EPS = 1e-12
 
 
+@kernel
 def matmul_naive(A, B):
     """Matrix product ``C = A @ B`` -- the textbook i-j-k triple loop (NumPy: BLAS).
 
@@ -27,6 +37,7 @@ def matmul_naive(A, B):
     return A @ B
 
 
+@kernel
 def matmul(A, B):
     """Matrix product ``C = A @ B`` in the cache-friendly i-k-j loop order (NumPy: BLAS).
 
@@ -37,6 +48,7 @@ def matmul(A, B):
     return A @ B
 
 
+@kernel
 def linear_forward(x, W, b):
     """Affine map ``y = x @ W + b``.
 
@@ -45,6 +57,7 @@ def linear_forward(x, W, b):
     return x @ W + b
 
 
+@kernel
 def linear_backward(x, W, dy):
     """Gradients of ``y = x @ W + b``.
 
@@ -54,11 +67,13 @@ def linear_backward(x, W, dy):
     return dy @ W.T, x.T @ dy, dy.sum(axis=0)
 
 
+@kernel
 def relu_forward(x):
     """``max(x, 0)`` elementwise.  x : any shape -> same shape."""
     return np.maximum(x, 0)
 
 
+@kernel
 def relu_backward(x, dy):
     """ReLU gradient: ``dy`` where ``x > 0``, zero elsewhere (also at ``x == 0``).
 
@@ -67,6 +82,7 @@ def relu_backward(x, dy):
     return np.where(x > 0, dy, 0)
 
 
+@kernel
 def sigmoid_forward(x):
     """Logistic ``1 / (1 + exp(-x))`` without overflow for large ``|x|``.
 
@@ -77,11 +93,13 @@ def sigmoid_forward(x):
     return np.where(x >= 0, 1 / (1 + z), z / (1 + z))
 
 
+@kernel
 def sigmoid_backward(y, dy):
     """Sigmoid gradient from its *output*: ``dy * y * (1 - y)``.  y, dy : same shape."""
     return dy * y * (1 - y)
 
 
+@kernel
 def softmax(z):
     """Row-wise softmax, max-subtracted per row (finite for logits of +-1e4).
 
@@ -91,6 +109,7 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
+@kernel
 def softmax_jacobian(s):
     """Explicit per-sample softmax Jacobian ``diag(s) - s s^T`` (for teaching and tests).
 
@@ -103,6 +122,7 @@ def softmax_jacobian(s):
     return J
 
 
+@kernel
 def softmax_backward(s, ds):
     """Jacobian-vector product through softmax: ``s * (ds - <s, ds>)`` per row.
 
@@ -121,6 +141,7 @@ def _target_rows(y, K, dtype):
     return y
 
 
+@kernel
 def cross_entropy(p, y, eps=EPS):
     """Per-sample cross-entropy on *probabilities*: ``-sum_k t_k log(clip(p_k, eps, 1))``.
 
@@ -133,17 +154,31 @@ def cross_entropy(p, y, eps=EPS):
     return -np.sum(y * logp, axis=1)
 
 
+@kernel
 def cross_entropy_backward(p, y, eps=EPS):
     """Gradient of ``mean(cross_entropy(p, y))`` w.r.t. ``p``: ``-t / (B p)``.
 
-    Zero where ``p`` was clipped (p < eps), as the derivative of the clip is zero.
+    Zero where the clip to ``[eps, 1]`` is active (p < eps or p > 1), as its derivative
+    is zero there; a NaN in ``p`` gives NaN.  With labels only the labelled entry of
+    each row has a gradient (the loss reads no other entry).
     p : (B, K), y : (B,) or (B, K) -> dp : (B, K).
     """
-    t = _target_rows(y, p.shape[1], p.dtype)
-    inside = p >= eps
-    return np.where(inside, -t / (p.shape[0] * np.where(inside, p, 1)), 0).astype(p.dtype)
+    B = p.shape[0]
+    if y.ndim == 1:
+        rows = np.arange(B)
+        dp = np.zeros_like(p)
+        dp[rows, y] = _clipped_log_grad(p[rows, y], 1, B, eps)
+        return dp
+    return _clipped_log_grad(p, y, B, eps)
 
 
+def _clipped_log_grad(p, t, B, eps):
+    """``d/dp -t log(clip(p, eps, 1)) / B``; NaN where p is NaN."""
+    clipped = (p < eps) | (p > 1)
+    return np.where(clipped, 0, -t / (B * np.where(clipped, 1, p))).astype(p.dtype)
+
+
+@kernel
 def cross_entropy_logits(z, y):
     """Per-sample cross-entropy on *logits* via log-sum-exp: ``logsumexp(z) - <t, z>``.
 
@@ -157,14 +192,21 @@ def cross_entropy_logits(z, y):
     return lse * np.sum(y, axis=1) - np.sum(y * z, axis=1)
 
 
+@kernel
 def softmax_cross_entropy_backward(p, y):
-    """Fused gradient of ``mean(cross_entropy_logits(z, y))`` w.r.t. ``z``: ``(p - t) / B``.
+    """Fused gradient of ``mean(cross_entropy_logits(z, y))`` w.r.t. ``z``: ``(p sum_k t_k - t) / B``.
 
-    p : (B, K) = softmax(z); y : (B,) labels or (B, K) targets summing to 1 -> dz : (B, K).
+    The loss per row is ``logsumexp(z) sum_k t_k - <t, z>``, so a row of targets that
+    does not sum to 1 scales the ``p`` term (PyTorch's semantics for probability
+    targets); for labels and one-hot rows this is ``(p - t) / B``.
+    p : (B, K) = softmax(z); y : (B,) labels or (B, K) non-negative targets -> dz : (B, K).
     """
-    return (p - _target_rows(y, p.shape[1], p.dtype)) / p.shape[0]
+    if y.ndim == 1:
+        return (p - _target_rows(y, p.shape[1], p.dtype)) / p.shape[0]
+    return (p * np.sum(y, axis=1, keepdims=True) - y) / p.shape[0]
 
 
+@kernel
 def mse(pred, target):
     """Per-sample mean squared error ``mean_k (pred - target)^2``.
 
@@ -174,6 +216,69 @@ def mse(pred, target):
     return np.mean(d * d, axis=1)
 
 
+@kernel
 def mse_backward(pred, target):
     """Gradient of ``mean(mse(pred, target))``: ``2 (pred - target) / (B K)``.  -> (B, K)."""
-    return (pred - target) * (2 / pred.size)
+    return (pred - target) * (2 / max(pred.size, 1))
+
+
+# ---- per-sample SGD: the readable twin of kernels.fused.sgd_epoch ---------------------------
+
+_ACTIVATE = {IDENTITY: lambda z: z, RELU: relu_forward, SIGMOID: sigmoid_forward}
+#: gradient through an activation, from its *output* a (for ReLU, a > 0 exactly where z > 0)
+_ACTIVATION_GRAD = {IDENTITY: lambda a, da: da, RELU: relu_backward, SIGMOID: sigmoid_backward}
+
+
+@kernel
+def sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr):
+    """Per-sample SGD over ``X[order]`` for an MLP, updating ``weights``/``biases`` in place.
+
+    The network: ``a_0 = x``, ``a_{l+1} = act_l(a_l @ W_l + b_l)``, the last layer without
+    activation, then the loss on its output; after each sample ``W -= lr dW``, ``b -= lr db``.
+
+    weights : tuple of L C-contiguous arrays (n_l, n_{l+1}); biases : tuple of L arrays (n_{l+1},)
+    bias_on : (L,) of X's dtype, 1 where the layer's bias is trained, 0 where it stays as it is
+    activations : (L,) integer codes (:mod:`kernels.codes`: IDENTITY, RELU, SIGMOID; the last is ignored)
+    loss_kind : SOFTMAX_CE (softmax + cross-entropy on logits, ``labels``) or MSE (``targets``)
+    X : (N, n_0); labels : (N,) integers in [0, K) for SOFTMAX_CE (else any 1-D integer array);
+    targets : (N, K) for MSE (else any (n, K) array of X's dtype); order : (M,) integer sample
+    indices in [0, N); lr : real scalar (used in X's dtype).
+    Returns ``(losses : (M,) of X's dtype, done : int)``: ``done < M`` means sample
+    ``order[done]`` gave a non-finite loss and training stopped before updating with it
+    (``losses[done:]`` stay 0).
+
+    This is a plain loop over samples with the batch kernels above, one sample at a time.
+    The compiled kernel (:func:`kernels.fused.sgd_epoch`) skips input rows that are exactly
+    zero, so a NaN or inf *weight* in such a row leaves its outputs finite there, while here
+    ``0 * inf`` gives NaN.  For finite weights the two agree to rounding; a NaN input gives a
+    NaN loss in both, and both stop there.  (An inf input can give a finite loss, through a
+    saturated sigmoid, and an infinite weight: from then on they may stop at different samples.)
+    """
+    L = len(weights)
+    M = order.shape[0]
+    losses = np.zeros(M, dtype=X.dtype)
+    for s in range(M):
+        i = order[s]
+        a = [X[i:i + 1]]                              # every layer's output, (1, n_l)
+        for l in range(L):
+            z = linear_forward(a[l], weights[l], biases[l])
+            a.append(_ACTIVATE[activations[l] if l < L - 1 else IDENTITY](z))
+        if loss_kind == SOFTMAX_CE:
+            y = labels[i:i + 1]
+            loss = cross_entropy_logits(a[L], y)[0]
+            delta = softmax_cross_entropy_backward(softmax(a[L]), y)
+        else:
+            t = targets[i:i + 1]
+            loss = mse(a[L], t)[0]
+            delta = mse_backward(a[L], t)
+        if not np.isfinite(loss):
+            return losses, s
+        losses[s] = loss
+        for l in range(L - 1, -1, -1):
+            W, b = weights[l], biases[l]
+            dx, dW, db = linear_backward(a[l], W, delta)    # dx from the weights before the step
+            W -= lr * dW                                    # in place: the caller's arrays
+            b -= lr * bias_on[l] * db
+            if l > 0:
+                delta = _ACTIVATION_GRAD[activations[l - 1]](a[l], dx)
+    return losses, M

@@ -27,6 +27,31 @@ def test_losses(backend, loss, rng):
     assert errors["input"] < TOL, errors
 
 
+#: Soft targets whose rows do not all sum to 1 (a row of .5s sums to 1.5).
+SOFT = np.array([[0.5, 0.5, 0.5], [1.0, 0.0, 0.0], [0.2, 0.3, 0.1], [2.0, 0.0, 0.5]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "probabilities"])
+def test_cross_entropy_with_soft_targets_not_summing_to_one(backend, from_logits, rng):
+    """The loss is lse(z) sum(t) - <t, z> per row, so d/dz is (p sum(t) - t) / B; the fused
+    backward once returned (p - t) / B, off by p (sum(t) - 1) / B."""
+    loss = CrossEntropyLoss(from_logits=from_logits, backend=backend)
+    pred = rng.standard_normal((4, 3))
+    if not from_logits:
+        pred = np.exp(pred) / np.exp(pred).sum(1, keepdims=True)
+    errors = gradcheck(Sequential(), loss, pred, SOFT)
+    assert errors["input"] < TOL, errors
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sequential_with_soft_targets(backend, rng):
+    model = Sequential(Linear(5, 6, dtype=F64, rng=1), Sigmoid(), Linear(6, 3, dtype=F64, rng=2))
+    model.backend = backend
+    errors = gradcheck(model, CrossEntropyLoss(backend=backend), _x(rng), SOFT)
+    assert max(errors.values()) < TOL, errors
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layer_cls", [ReLU, Sigmoid, Softmax])
 def test_activations(backend, layer_cls, rng):

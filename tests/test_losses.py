@@ -48,6 +48,34 @@ def test_mse_value_gradient_and_labels(backend, rng):
     assert np.isclose(loss(pred, y), np.mean((pred - np.eye(3)[y]) ** 2))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cross_entropy_on_nan_probabilities_is_nan(backend):
+    """Softmax + CrossEntropyLoss(from_logits=False) on the numba backend once turned a NaN
+    probability into eps (a finite loss of 27.63), so training never saw the divergence."""
+    loss = CrossEntropyLoss(from_logits=False, backend=backend)
+    p = np.array([[np.nan, np.nan, np.nan], [0.2, 0.3, 0.5]])
+    assert np.isnan(loss(p, [0, 1]))
+    assert np.isnan(loss(p, np.eye(3)[[0, 1]]))
+    assert np.isnan(loss.backward()[0]).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_soft_targets_value_and_gradient(backend, dtype, rng):
+    """Rows of targets need not sum to 1: loss lse(z) sum(t) - <t, z>, gradient (p sum(t) - t) / B."""
+    z = rng.standard_normal((4, 3)).astype(dtype)
+    t = np.array([[0.5, 0.5, 0.5], [1.0, 0.0, 0.0], [0.2, 0.3, 0.1], [2.0, 0.0, 0.5]], dtype=dtype)
+    loss = CrossEntropyLoss(backend=backend)
+    z64, t64 = z.astype(np.float64), t.astype(np.float64)
+    lse = np.log(np.exp(z64).sum(1))
+    p = np.exp(z64 - lse[:, None])
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    assert np.isclose(loss(z, t), np.mean(lse * t64.sum(1) - (t64 * z64).sum(1)), rtol=tol)
+    g = loss.backward()
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, (p * t64.sum(1, keepdims=True) - t64) / 4, rtol=tol * 10, atol=tol)
+
+
 def test_loss_forward_returns_python_float():
     assert type(CrossEntropyLoss()(np.zeros((2, 3), np.float32), [0, 1])) is float
 

@@ -104,6 +104,19 @@ def test_cross_entropy_from_logits(setting, targets, rng):
     close(loss.backward(), zt.grad, dtype, "dlogits")
 
 
+def test_cross_entropy_with_soft_targets_not_summing_to_one(setting, rng):
+    """PyTorch's probability targets: -sum_k t_k log_softmax(z)_k, whatever the rows sum to."""
+    backend, dtype = setting
+    z = (rng.standard_normal((4, 3)) * 2).astype(dtype)
+    target = np.array([[0.5, 0.5, 0.5], [1.0, 0.0, 0.0], [0.2, 0.3, 0.1], [2.0, 0.0, 0.5]], dtype=dtype)
+    loss = CrossEntropyLoss(backend=backend)
+    zt = t(z, grad=True)
+    ref = F.cross_entropy(zt, t(target))
+    ref.backward()
+    close(np.asarray(loss(z, target), dtype=dtype), ref, dtype, "loss")
+    close(loss.backward(), zt.grad, dtype, "dlogits")
+
+
 def test_cross_entropy_from_probabilities_through_softmax(setting, rng):
     backend, dtype = setting
     z = (rng.standard_normal((8, 5)) * 2).astype(dtype)
