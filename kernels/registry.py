@@ -1,12 +1,14 @@
 """One entry per kernel operation: how to make its inputs and how close the backends must agree.
 
-Read by ``tests/`` (equivalence over hypothesis-drawn sizes) and ``bench/``
-(timing at fixed sizes): adding an operation means adding one :class:`Operation`.
+Read by ``tests/`` (equivalence over hypothesis-drawn sizes, plus every input form in
+:mod:`kernels.testing`: F order, slices, NaN/inf, wrong dtypes, empty batches) and
+``bench/`` (timing at fixed sizes): adding an operation means adding one :class:`Operation`.
 
 Input generators take ``(rng, dtype, sizes, scale)``: ``sizes`` maps the names in
 ``Operation.dims`` to ints, ``scale`` is one of :data:`SCALES` --
 ``"unit"`` (standard normal), ``"large"`` (x 1e4, e.g. logits of +-1e4) or
-``"zeros"`` (all-zero float inputs; labels stay valid).
+``"zeros"`` (all-zero float inputs; labels stay valid).  Every size may be 0 except
+those in :data:`NONEMPTY`.
 """
 from __future__ import annotations
 
@@ -16,10 +18,14 @@ from typing import Callable
 import numpy as np
 
 from . import get_backend
+from .codes import ACTIVATION_CODES, MSE, SOFTMAX_CE
+from .contract import NONEMPTY as _CONTRACT_NONEMPTY
 from .reference import sigmoid_forward, softmax
 
 SCALES = ("unit", "large", "zeros")
 DTYPES = (np.float32, np.float64)
+#: Sizes that must be at least 1: the class axis (kernel contract) and the depth of ``sgd_epoch``.
+NONEMPTY = _CONTRACT_NONEMPTY | {"L"}
 
 #: Base tolerances per dtype (see :func:`tolerance`).
 TOLERANCES = {
@@ -44,17 +50,26 @@ def _with_exact_zeros(rng, shape, dtype, scale):
 
 
 def _labels(rng, B, K):
-    return rng.integers(0, K, size=B).astype(np.int64)
+    return rng.integers(0, max(K, 1), size=B).astype(np.int64)      # K = 0: invalid on purpose
 
 
 def _one_hot(rng, B, K, dtype):
     t = np.zeros((B, K), dtype=dtype)
-    t[np.arange(B), _labels(rng, B, K)] = 1
+    if K:
+        t[np.arange(B), _labels(rng, B, K)] = 1
     return t
 
 
 def _probs(rng, B, K, dtype, scale):
-    return softmax(_normal(rng, (B, K), np.float64, scale)).astype(dtype)
+    z = _normal(rng, (B, K), np.float64, scale)
+    return (softmax(z) if K else z).astype(dtype)
+
+
+def _soft(rng, B, K, dtype):
+    """Non-negative targets whose rows do not sum to 1 (some zeros, sums in ~[0, 2K])."""
+    t = rng.random((B, K)) * 2
+    t[rng.random((B, K)) < 0.2] = 0
+    return t.astype(dtype)
 
 
 def _absmax(*arrays):
@@ -72,6 +87,10 @@ class Operation:
     reduction   ``sizes -> int``: longest sum behind one output entry
     magnitude   ``args -> float``: size of the terms summed, scales ``atol``
     bench_sizes sizes at which ``bench/`` times the operation
+    mutates     indices of the arguments the kernel updates in place: every backend gets
+                its own copy of the inputs, and these arguments are compared after the call
+    nonfinite   indices of the arguments that NaN/inf entries go into (None: every float
+                array argument), and ``nonfinite_values`` the values that go in
     """
 
     name: str
@@ -81,6 +100,14 @@ class Operation:
     magnitude: Callable[[tuple], float] = lambda args: 1.0
     variant: str = ""
     bench_sizes: tuple[dict, ...] = field(default=())
+    mutates: tuple[int, ...] = ()
+    nonfinite: tuple[int, ...] | None = None
+    nonfinite_values: tuple[float, ...] = (np.nan, np.inf, -np.inf)
+
+    def __post_init__(self):
+        if self.mutates and self.bench_sizes:
+            raise ValueError(f"{self.id}: bench/ times every backend on one shared set of arguments, so an "
+                             "operation that updates its arguments in place cannot have bench_sizes")
 
     @property
     def id(self) -> str:
@@ -122,14 +149,61 @@ def _linear_bwd_inputs(rng, dtype, s, scale):
     )
 
 
-def _ce_inputs(onehot, logits):
+def _ce_inputs(targets, logits):
+    """``targets``: "labels" (int64 (B,)), "onehot" or "soft" (non-negative rows not summing to 1)."""
     def make(rng, dtype, s, scale):
         B, K = s["B"], s["K"]
         first = _normal(rng, (B, K), dtype, scale) if logits else _probs(rng, B, K, dtype, scale)
-        target = _one_hot(rng, B, K, dtype) if onehot else _labels(rng, B, K)
+        target = {"labels": lambda: _labels(rng, B, K), "onehot": lambda: _one_hot(rng, B, K, dtype),
+                  "soft": lambda: _soft(rng, B, K, dtype)}[targets]()
         return first, target
 
     return make
+
+
+def _target_mass(a) -> float:
+    """Largest row sum of dense targets (1 for labels)."""
+    t = a[1]
+    return float(np.max(t.sum(axis=1))) if t.ndim == 2 and t.size else 1.0
+
+
+def _sgd_inputs(loss_kind):
+    """A random MLP for ``sgd_epoch``: depth ``1 + (L - 1) % 4`` (1-4), hidden widths 1-8,
+    activation codes drawn per layer (mixed), each layer's bias trained or not, B samples of
+    width I, K outputs, a shuffled order with repeats, a learning rate small enough not to
+    diverge (divergence would amplify rounding differences).  ``"large"`` scales the inputs
+    by 1e4 (logits of ~1e4) and the learning rate by 1e-8, so the steps stay small."""
+    def make(rng, dtype, s, scale):
+        N, n0, K, L = s["B"], s["I"], s["K"], 1 + (s["L"] - 1) % 4
+        widths = [n0, *(int(w) for w in rng.integers(1, 9, L - 1)), K]
+        weights = tuple(_normal(rng, (a, b), dtype, scale if scale == "zeros" else "unit")
+                        / np.dtype(dtype).type(np.sqrt(max(a, 1))) for a, b in zip(widths, widths[1:]))
+        bias_on = rng.integers(0, 2, L).astype(dtype)
+        biases = tuple(_normal(rng, (b,), dtype, scale if scale == "zeros" else "unit") * on
+                       for b, on in zip(widths[1:], bias_on))
+        activations = rng.integers(0, len(ACTIVATION_CODES), L).astype(np.int64)
+        X = _with_exact_zeros(rng, (N, n0), dtype, scale)
+        if loss_kind == SOFTMAX_CE:
+            labels, targets = _labels(rng, N, K), np.zeros((0, K), dtype)
+        else:
+            labels, targets = np.zeros(0, np.int64), _normal(rng, (N, K), dtype, "unit")
+        order = rng.integers(0, N, size=N + N // 2) if N else np.zeros(0, np.int64)
+        lr = np.dtype(dtype).type(0.1 / (n0 + 8) * (1e-8 if scale == "large" else 1))   # stable for MSE too
+        return weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr
+
+    return make
+
+
+def _sgd_reduction(s: dict) -> int:
+    """The longest dot product of a forward or backward step (input, hidden <= 8, output widths)."""
+    return s["I"] + 8 + s["K"]
+
+
+def _sgd_magnitude(a) -> float:
+    """Size of the first layer's terms (x_k W_kj), which bounds the logits' and losses' error.
+    In the "large" case this also loosens the comparison of the weights (changed there by
+    steps of ~1e-8); the other scales compare them at the weights' own size."""
+    return max(1.0, _absmax(a[5])) * max(1.0, *(_absmax(w) for w in a[0])) + _absmax(a[7])
 
 
 _BK_BENCH = ({"B": 1, "K": 10}, {"B": 60000, "K": 10})
@@ -176,22 +250,30 @@ OPERATIONS: tuple[Operation, ...] = (
               lambda rng, dt, s, sc: (_probs(rng, s["B"], s["K"], dt, sc),
                                       _normal(rng, (s["B"], s["K"]), dt, sc)),
               reduction=lambda s: s["K"], magnitude=lambda a: _absmax(a[1]), bench_sizes=_BK_BENCH),
-    Operation("cross_entropy", ("B", "K"), _ce_inputs(onehot=False, logits=False),
+    Operation("cross_entropy", ("B", "K"), _ce_inputs("labels", logits=False),
               bench_sizes=_BK_BENCH),
-    Operation("cross_entropy", ("B", "K"), _ce_inputs(onehot=True, logits=False), variant="onehot",
+    Operation("cross_entropy", ("B", "K"), _ce_inputs("onehot", logits=False), variant="onehot",
               reduction=lambda s: s["K"], magnitude=lambda a: 28.0),
-    Operation("cross_entropy_backward", ("B", "K"), _ce_inputs(onehot=False, logits=False),
+    Operation("cross_entropy", ("B", "K"), _ce_inputs("soft", logits=False), variant="soft",
+              reduction=lambda s: s["K"], magnitude=lambda a: 28.0 * _target_mass(a)),
+    Operation("cross_entropy_backward", ("B", "K"), _ce_inputs("labels", logits=False),
               bench_sizes=_BK_BENCH),
-    Operation("cross_entropy_backward", ("B", "K"), _ce_inputs(onehot=True, logits=False),
+    Operation("cross_entropy_backward", ("B", "K"), _ce_inputs("onehot", logits=False),
               variant="onehot"),
-    Operation("cross_entropy_logits", ("B", "K"), _ce_inputs(onehot=False, logits=True),
+    Operation("cross_entropy_backward", ("B", "K"), _ce_inputs("soft", logits=False),
+              variant="soft"),
+    Operation("cross_entropy_logits", ("B", "K"), _ce_inputs("labels", logits=True),
               reduction=lambda s: s["K"], magnitude=lambda a: _absmax(a[0]), bench_sizes=_BK_BENCH),
-    Operation("cross_entropy_logits", ("B", "K"), _ce_inputs(onehot=True, logits=True),
+    Operation("cross_entropy_logits", ("B", "K"), _ce_inputs("onehot", logits=True),
               variant="onehot", reduction=lambda s: s["K"], magnitude=lambda a: _absmax(a[0])),
-    Operation("softmax_cross_entropy_backward", ("B", "K"), _ce_inputs(onehot=False, logits=False),
+    Operation("cross_entropy_logits", ("B", "K"), _ce_inputs("soft", logits=True), variant="soft",
+              reduction=lambda s: s["K"], magnitude=lambda a: max(1.0, _absmax(a[0])) * _target_mass(a)),
+    Operation("softmax_cross_entropy_backward", ("B", "K"), _ce_inputs("labels", logits=False),
               bench_sizes=_BK_BENCH),
-    Operation("softmax_cross_entropy_backward", ("B", "K"), _ce_inputs(onehot=True, logits=False),
+    Operation("softmax_cross_entropy_backward", ("B", "K"), _ce_inputs("onehot", logits=False),
               variant="onehot"),
+    Operation("softmax_cross_entropy_backward", ("B", "K"), _ce_inputs("soft", logits=False),
+              variant="soft", reduction=lambda s: s["K"], magnitude=lambda a: _target_mass(a)),
     Operation("mse", ("B", "K"),
               lambda rng, dt, s, sc: (_normal(rng, (s["B"], s["K"]), dt, sc),
                                       _normal(rng, (s["B"], s["K"]), dt, sc)),
@@ -201,6 +283,17 @@ OPERATIONS: tuple[Operation, ...] = (
               lambda rng, dt, s, sc: (_normal(rng, (s["B"], s["K"]), dt, sc),
                                       _normal(rng, (s["B"], s["K"]), dt, sc)),
               magnitude=lambda a: _absmax(a[0] - a[1]), bench_sizes=_BK_BENCH),
+    # The fused per-sample SGD epoch against its NumPy loop.  It updates weights and biases
+    # (arguments 0 and 1) in place.  Non-finite values go into the data (X, targets) only, and
+    # only NaN: the compiled kernel skips input rows that are exactly zero, so a non-finite
+    # *weight* in such a row does not reach its outputs there, and an inf input can make one
+    # (a saturated sigmoid gives a finite loss, the update inf * delta an infinite weight).
+    # A NaN input gives a NaN loss at once, and both stop there.  See kernels.reference.sgd_epoch.
+    # Benchmarked by bench/cases.py's fused group, not here (see Operation.__post_init__).
+    Operation("sgd_epoch", ("B", "I", "K", "L"), _sgd_inputs(SOFTMAX_CE), mutates=(0, 1), nonfinite=(5,),
+              nonfinite_values=(np.nan,), reduction=_sgd_reduction, magnitude=_sgd_magnitude),
+    Operation("sgd_epoch", ("B", "I", "K", "L"), _sgd_inputs(MSE), variant="mse", mutates=(0, 1),
+              nonfinite=(5, 7), nonfinite_values=(np.nan,), reduction=_sgd_reduction, magnitude=_sgd_magnitude),
 )
 
 
