@@ -125,7 +125,7 @@ def _registry_cases(sizes_name: str) -> list[Case]:
 
 
 def _matmul_cases(sizes_name: str) -> list[Case]:
-    ns = {"full": (64, 128, 256, 512, 1024), "quick": (64, 128, 256), "tiny": (8, 16)}[sizes_name]
+    ns = {"full": (64, 128, 256, 512, 1024, 2048), "quick": (64, 128, 256), "tiny": (8, 16)}[sizes_name]
     jit = get_backend("numba")
     op = operation("matmul")
     cases = []
@@ -135,7 +135,7 @@ def _matmul_cases(sizes_name: str) -> list[Case]:
             args = op.make_inputs(np.random.default_rng(0), dtype, sizes, "unit")
             flops, nbytes = _work("matmul", sizes, np.dtype(dtype).itemsize)
             group = f"matmul[n={n},{np.dtype(dtype).name}]"
-            impls = [("numpy-blas-1thread", np.matmul), ("numba-ikj", jit.matmul)]
+            impls = [("numpy-blas-1thread", np.matmul), ("numba-packed", jit.matmul)]
             if n <= 256:
                 impls.append(("numba-ijk-naive", jit.matmul_naive))
             if n <= 64:

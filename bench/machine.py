@@ -50,11 +50,11 @@ def _read_stream(a):
 
 def peaks(small: bool = False) -> dict:
     """Measured single-core peaks: GFLOP/s of float32 BLAS GEMM, GB/s of a streaming read from memory."""
-    from threadpoolctl import threadpool_limits
+    from net.threads import blas_threads
 
     n = 256 if small else 1024
     A = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_threads(1):
         A @ A
         t = best_time(lambda: A @ A, 3 if small else 5)
     gflops = 2.0 * n ** 3 / t / 1e9

@@ -115,7 +115,7 @@ def _variants(torch_ok):
 def measure(n_samples=20000, repeats=5, quick=False) -> dict:
     """``{"rows": [...], "gemm_gflops": [...]}``: samples/s per repeat, batch and variant."""
     import numba
-    from threadpoolctl import threadpool_limits
+    from net.threads import blas_threads
 
     try:
         import torch
@@ -134,7 +134,7 @@ def measure(n_samples=20000, repeats=5, quick=False) -> dict:
         for b in (1, 32, None):
             run(X[:64], y[:64], b)
     rows, gemm = [], []
-    with threadpool_limits(limits=1):
+    with blas_threads(1):
         for rep in range(repeats):
             gemm.append(gemm_gflops())
             for batch in BATCHES:

@@ -3,11 +3,17 @@
 Shapes, dtypes and the math are documented once, in :mod:`kernels.reference`.
 Habits kept here:
 
-* ``@njit(cache=True)``, explicit loops (``np.dot``/``@`` inside ``njit`` would
-  need SciPy), innermost loop over the contiguous last axis;
+* ``@njit(cache=True)``, explicit loops, innermost loop over the contiguous last axis;
+  the Linear layers' GEMMs are ``np.dot`` into preallocated outputs, which Numba hands
+  to SciPy's BLAS (``matmul_naive``/``matmul`` stay hand-written: they are the teaching
+  kernels the benchmark compares with BLAS);
+* ``exp`` through :func:`kernels.vmath.vexp` (SIMD; Numba's ``np.exp`` is scalar libm),
+  ``error_model="numpy"`` where a loop divides (else a zero-division branch stops
+  vectorisation);
 * constants typed from the input (``one = x.dtype.type(1)``) so float32 stays
   float32 -- a bare ``1.0`` would promote the arithmetic to float64;
-* no ``fastmath`` and no ``parallel``: the equivalence tests compare these
+* ``fastmath`` only as a subset that keeps NaN/inf checks (``contract`` for FMAs,
+  ``reassoc`` for row sums), no ``parallel``: the equivalence tests compare these
   kernels against NumPy to within a few ulps per reduction step.
 
 Every public name is a Python function wrapped in :func:`kernels.contract.kernel`
@@ -27,7 +33,9 @@ from numba import njit
 
 from . import fused
 from .contract import kernel
+from .gemm import matmul_packed
 from .reference import EPS
+from .vmath import vexp, vlog, vmax
 
 
 @njit(cache=True)
@@ -49,71 +57,27 @@ def matmul_naive(A, B):
     return _matmul_naive(A, B)
 
 
-#: Bytes of B one column panel of ``matmul`` may span (M rows x panel width): half the L2.
-_PANEL_BYTES = 512 * 1024
-
-
-@njit(cache=True, fastmath={"contract"})
-def _matmul(A, B):
-    # The i-k-j order (innermost loop walks rows of B and C contiguously), with two changes
-    # that keep the loads and stores per FMA down (measured: ~35% -> 50-75% of 1-thread BLAS):
-    #   * register blocking: two rows of C and four values of k per sweep of the j loop, so
-    #     each C element is loaded and stored once per 8 multiply-adds instead of once per one;
-    #   * column panels: j runs over panels of B narrow enough (M x width <= _PANEL_BYTES)
-    #     to stay in L2 while all rows i sweep over them.
-    # "contract" lets LLVM fuse a*b + c into FMA; the sum order is that of the loop.
-    N, M = A.shape
-    P = B.shape[1]
-    C = np.zeros((N, P), dtype=A.dtype)
-    width = _PANEL_BYTES // max(1, M * A.itemsize)
-    width = max(16, min(P, width - width % 16))
-    M4 = M - M % 4
-    N2 = N - N % 2
-    for j0 in range(0, P, width):
-        j1 = min(P, j0 + width)
-        w = j1 - j0
-        for i in range(0, N2, 2):
-            c0 = C[i, j0:j1]
-            c1 = C[i + 1, j0:j1]
-            for k in range(0, M4, 4):
-                b0 = B[k, j0:j1]
-                b1 = B[k + 1, j0:j1]
-                b2 = B[k + 2, j0:j1]
-                b3 = B[k + 3, j0:j1]
-                a00, a01, a02, a03 = A[i, k], A[i, k + 1], A[i, k + 2], A[i, k + 3]
-                a10, a11, a12, a13 = A[i + 1, k], A[i + 1, k + 1], A[i + 1, k + 2], A[i + 1, k + 3]
-                for j in range(w):
-                    x0, x1, x2, x3 = b0[j], b1[j], b2[j], b3[j]
-                    c0[j] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-                    c1[j] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-            for k in range(M4, M):
-                b = B[k, j0:j1]
-                a0, a1 = A[i, k], A[i + 1, k]
-                for j in range(w):
-                    c0[j] += a0 * b[j]
-                    c1[j] += a1 * b[j]
-        for i in range(N2, N):
-            c = C[i, j0:j1]
-            for k in range(M):
-                a = A[i, k]
-                b = B[k, j0:j1]
-                for j in range(w):
-                    c[j] += a * b[j]
-    return C
-
-
 @kernel
 def matmul(A, B):
-    return _matmul(A, B)
+    # The packed, cache-blocked kernel of kernels/gemm.py (BLIS-style, block sizes from the
+    # machine's caches, an LLVM-vector micro-kernel); the teaching counterpart of BLAS.
+    return matmul_packed(A, B)
 
 
 @njit(cache=True)
 def _linear_forward(x, W, b):
-    # The blocked matmul, then the bias row by row.
-    y = _matmul(x, W)
-    for i in range(y.shape[0]):
-        row = y[i]
-        for j in range(row.shape[0]):
+    # One BLAS GEMM into a preallocated output (np.dot inside njit calls SciPy's BLAS),
+    # then the bias in one pass over the output rows.
+    Bn, I = x.shape
+    O = W.shape[1]
+    y = np.empty((Bn, O), dtype=x.dtype)
+    if I == 0:                                     # BLAS is not called with an empty inner dimension
+        y[:] = 0
+    else:
+        np.dot(x, W, y)
+    for r in range(Bn):
+        row = y[r]
+        for j in range(O):
             row[j] += b[j]
     return y
 
@@ -123,38 +87,46 @@ def linear_forward(x, W, b):
     return _linear_forward(x, W, b)
 
 
-#: From this many rows on, ``linear_backward`` forms ``dx`` as a blocked matmul with a
-#: transposed copy of W; below it, as row-by-row dot products (no 784x512 copy per sample).
-_DX_MATMUL_ROWS = 32
+#: Up to this many rows, ``linear_backward`` forms ``dW`` as a sum of outer products written
+#: row by row (one pass over dW); BLAS's GEMM with an inner dimension this small spends
+#: more time packing than computing.
+_OUTER_ROWS = 4
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
-def _dx_by_rows(dy, W):
-    """``dy @ W.T`` as dot products of contiguous rows (reassociation lets them vectorise)."""
-    Bn, O = dy.shape
-    I = W.shape[0]
-    dx = np.empty((Bn, I), dtype=dy.dtype)
-    for i in range(Bn):
-        g = dy[i]
-        for k in range(I):
-            w = W[k]
-            acc = dy.dtype.type(0)
+@njit(cache=True, fastmath={"contract"})
+def _outer_sum(x, dy, dW):
+    """``dW = x.T @ dy`` for few rows: each row of dW written once, the j loop vectorised."""
+    Bn, I = x.shape
+    O = dy.shape[1]
+    zero = dW.dtype.type(0)
+    for k in range(I):
+        row = dW[k]
+        for j in range(O):
+            row[j] = zero
+        for b in range(Bn):
+            a = x[b, k]
+            g = dy[b]
             for j in range(O):
-                acc += g[j] * w[j]
-            dx[i, k] = acc
-    return dx
+                row[j] += a * g[j]
 
 
 @njit(cache=True)
 def _linear_backward(x, W, dy):
-    # dx = dy @ W.T and dW = x.T @ dy through the blocked matmul (with transposed copies,
-    # so its inner loop still walks rows); small batches take the row-dot path for dx.
+    # dx = dy @ W.T and dW = x.T @ dy as BLAS GEMMs into preallocated outputs; the
+    # transposes are BLAS flags (W.T and x.T are F-ordered views), not copies.
     Bn, O = dy.shape
-    if Bn >= _DX_MATMUL_ROWS:
-        dx = _matmul(dy, np.ascontiguousarray(W.T))
+    I = W.shape[0]
+    dx = np.empty((Bn, I), dtype=dy.dtype)
+    dW = np.empty((I, O), dtype=dy.dtype)
+    if O == 0 or Bn == 0:                          # BLAS is not called with an empty inner dimension
+        dx[:] = 0
+        dW[:] = 0
     else:
-        dx = _dx_by_rows(dy, W)
-    dW = _matmul(np.ascontiguousarray(x.T), dy)
+        np.dot(dy, W.T, dx)
+        if Bn <= _OUTER_ROWS:
+            _outer_sum(x, dy, dW)
+        else:
+            np.dot(x.T, dy, dW)
     db = np.zeros(O, dtype=dy.dtype)
     for i in range(Bn):
         for j in range(O):
@@ -205,8 +177,10 @@ def relu_backward(x, dy):
     return _relu_backward(x, dy)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sigmoid_forward(x):
+    # 1 / (1 + e) or e / (1 + e) with e = exp(-|x|) <= 1 (never overflows), through the
+    # SIMD vexp; branch-free, so the loop vectorises.  NaN: |NaN| and vexp(NaN) are NaN.
     out = np.empty(x.shape, dtype=x.dtype)
     xf = x.ravel()
     of = out.ravel()
@@ -214,11 +188,8 @@ def _sigmoid_forward(x):
     zero = x.dtype.type(0)
     for i in range(xf.size):
         v = xf[i]
-        if v >= zero:
-            of[i] = one / (one + np.exp(-v))
-        else:                                     # also NaN: exp(NaN) / (1 + NaN) is NaN
-            e = np.exp(v)
-            of[i] = e / (one + e)
+        e = vexp(-abs(v))
+        of[i] = (one if v >= zero else e) / (one + e)
     return out
 
 
@@ -245,22 +216,26 @@ def sigmoid_backward(y, dy):
     return _sigmoid_backward(y, dy)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _softmax(z):
+    # Per row: the max through vmax (NaN-propagating, vectorises), exp(z - max) through the
+    # SIMD vexp, the sum reassociated (so it vectorises), one multiply by 1/sum.
     Bn, K = z.shape
     s = np.empty_like(z)
+    one = z.dtype.type(1)
     for i in range(Bn):
-        m = z[i, 0]                               # a NaN anywhere in the row makes it all NaN,
-        for k in range(1, K):                     # here through m or through the sum below
-            if z[i, k] > m:
-                m = z[i, k]
+        row = z[i]
+        out = s[i]
+        m = row[0]
+        for k in range(1, K):
+            m = vmax(m, row[k])
         total = z.dtype.type(0)
         for k in range(K):
-            e = np.exp(z[i, k] - m)
-            s[i, k] = e
+            e = vexp(row[k] - m)
+            out[k] = e
             total += e
         for k in range(K):
-            s[i, k] /= total
+            out[k] /= total
     return s
 
 
@@ -329,7 +304,7 @@ def _ce_prob_dense(p, t, eps):
         for k in range(K):
             v = p[i, k]
             v = lo if v < lo else (one if v > one else v)     # np.clip(v, eps, 1): NaN stays NaN
-            acc += t[i, k] * np.log(v)
+            acc += t[i, k] * vlog(v)
         loss[i] = -acc
     return loss
 
@@ -380,16 +355,16 @@ def cross_entropy_backward(p, y, eps=EPS):
     return _ce_prob_backward_dense(p, y, eps)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _row_logsumexp(z, i):
-    K = z.shape[1]
-    m = z[i, 0]
+    row = z[i]
+    K = row.shape[0]
+    m = row[0]
     for k in range(1, K):
-        if z[i, k] > m:
-            m = z[i, k]
+        m = vmax(m, row[k])
     total = z.dtype.type(0)
     for k in range(K):
-        total += np.exp(z[i, k] - m)
+        total += vexp(row[k] - m)
     return m + np.log(total)
 
 

@@ -206,10 +206,11 @@ def _sgd_magnitude(a) -> float:
     return max(1.0, _absmax(a[5])) * max(1.0, *(_absmax(w) for w in a[0])) + _absmax(a[7])
 
 
-_BK_BENCH = ({"B": 1, "K": 10}, {"B": 60000, "K": 10})
-_BI_BENCH = ({"B": 1, "I": 784}, {"B": 64, "I": 512}, {"B": 60000, "I": 784})
+_BK_BENCH = ({"B": 1, "K": 10}, {"B": 60000, "K": 10}, {"B": 1024, "K": 512})
+_BI_BENCH = ({"B": 1, "I": 784}, {"B": 64, "I": 512}, {"B": 60000, "I": 10}, {"B": 1024, "I": 512},
+             {"B": 60000, "I": 784})
 _LIN_BENCH = ({"B": 1, "I": 784, "O": 512}, {"B": 64, "I": 784, "O": 512}, {"B": 1024, "I": 784, "O": 512})
-_MM_BENCH = tuple({"N": n, "M": n, "P": n} for n in (64, 128, 256, 512, 1024))
+_MM_BENCH = tuple({"N": n, "M": n, "P": n} for n in (64, 128, 256, 512, 1024, 2048))
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("matmul_naive", ("N", "M", "P"), _matmul_inputs,

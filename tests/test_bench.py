@@ -28,11 +28,11 @@ def test_every_group_has_its_implementations():
     assert {"matmul", "linear_forward", "linear_backward", "relu_forward", "relu_backward", "sigmoid_forward",
             "softmax", "softmax_backward", "cross_entropy_logits", "fused_sgd_epoch"} <= groups
     impls = {c.impl for c in cases if c.group.startswith("matmul")}
-    assert impls == {"numpy-blas-1thread", "numba-ikj", "numba-ijk-naive", "pure-python"}
+    assert impls == {"numpy-blas-1thread", "numba-packed", "numba-ijk-naive", "pure-python"}
     assert any(c.impl == "explicit-jacobian" for c in cases)
     assert {c.dtype for c in cases} == {"float32", "float64"}
     full = all_cases("full")
-    assert max(c.sizes.get("B", 0) for c in full) == 60000 and max(c.sizes.get("N", 0) for c in full) == 1024
+    assert max(c.sizes.get("B", 0) for c in full) == 60000 and max(c.sizes.get("N", 0) for c in full) == 2048
 
 
 def test_results_json_fields(tiny_results):
