@@ -8,9 +8,11 @@ PyTorch-style momentum (``v = momentum v + g; w -= lr v``), exactly as
 ``net.fit`` does it layer by layer -- only without a Python call, a temporary
 array or a dtype check per layer and batch:
 
-* the three GEMMs of every layer (forward ``A @ W``, weight gradient ``A^T @ delta``,
-  input gradient ``delta @ W^T``) are ``np.dot`` with preallocated outputs, which
-  Numba hands to BLAS (SciPy's ``cython_blas``); transposes are BLAS flags, not copies;
+* the three GEMMs of every layer go to BLAS (SciPy's ``cython_blas``): the forward
+  ``A @ W`` and the input gradient ``delta @ W^T`` as ``np.dot`` into preallocated
+  outputs, the weight gradient ``A^T @ delta`` accumulated straight into the weights
+  (or the momentum buffer) by :func:`kernels.blas.gemm_at_b`; transposes are BLAS
+  flags, not copies;
 * bias, activation, loss and its gradient, the activation derivative and the
   update are single passes over preallocated buffers, in the input's dtype.
 
@@ -22,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from .fused import IDENTITY, MSE, RELU, SIGMOID, SOFTMAX_CE
+from .blas import gemm_at_b
 from .vmath import vexp
 
 
@@ -148,17 +151,15 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
     for l in range(L + 1):
         offsets[l + 1] = offsets[l] + bs * widths[l]
     maxw = 0
-    maxio = 0
     for l in range(L):
         maxw = max(maxw, widths[l + 1])
-        maxio = max(maxio, widths[l] * widths[l + 1])
     acts = np.empty(offsets[L + 1], dtype=X.dtype)      # inputs, then every layer's output
     d0 = np.empty(bs * maxw, dtype=X.dtype)            # delta ping-pong
     d1 = np.empty(bs * maxw, dtype=X.dtype)
-    gW = np.empty(maxio, dtype=X.dtype)                # one layer's weight gradient
     gb = np.empty(maxw, dtype=X.dtype)
     row_loss = np.empty(bs, dtype=X.dtype)
     use_momentum = momentum != 0
+    one = X.dtype.type(1)
     K = widths[L]
     for bi in range(n_batches):
         start = bi * batch_size
@@ -189,8 +190,6 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
         for l in range(L - 1, -1, -1):
             n_in, n_out = widths[l], widths[l + 1]
             Ain = acts[offsets[l]:offsets[l] + nb * n_in].reshape(nb, n_in)
-            dW = gW[:n_in * n_out].reshape(n_in, n_out)
-            np.dot(Ain.T, delta, dW)
             if bias_on[l] != 0:
                 db = gb[:n_out]
                 db[:] = 0
@@ -201,13 +200,15 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
                 nxt = (d1 if cur == 0 else d0)[:nb * n_in].reshape(nb, n_in)
                 np.dot(delta, weights[l].T, nxt)
                 _times_activation_grad(nxt, Ain, activations[l - 1])
+            # the weight gradient Ain.T @ delta goes straight into the weights (plain SGD:
+            # W = W - lr * grad) or the velocity (v = momentum * v + grad) as one BLAS call
             if use_momentum:
-                _momentum_update(weights[l].reshape(n_in * n_out), gW[:n_in * n_out],
-                                 vel_w[l].reshape(n_in * n_out), lr, momentum)
+                gemm_at_b(vel_w[l], Ain, delta, one, momentum)
+                _update(weights[l].reshape(n_in * n_out), vel_w[l].reshape(n_in * n_out), lr)
                 if bias_on[l] != 0:
                     _momentum_update(biases[l], gb[:n_out], vel_b[l], lr, momentum)
             else:
-                _update(weights[l].reshape(n_in * n_out), gW[:n_in * n_out], lr)
+                gemm_at_b(weights[l], Ain, delta, -lr, one)
                 if bias_on[l] != 0:
                     _update(biases[l], gb[:n_out], lr)
             if l > 0:
