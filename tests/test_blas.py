@@ -1,0 +1,33 @@
+"""kernels.blas.gemm_at_b: C = beta C + alpha A.T @ D through SciPy's BLAS, from inside @njit."""
+import numpy as np
+import pytest
+from numba import njit
+
+from kernels.blas import gemm_at_b
+
+
+@njit(cache=True)
+def _call(C, A, D, alpha, beta):
+    gemm_at_b(C, A, D, alpha, beta)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nb,I,O", [(1, 1, 1), (3, 7, 5), (32, 784, 512), (5, 512, 10), (0, 3, 4), (4, 1, 9)])
+@pytest.mark.parametrize("alpha,beta", [(-0.01, 1.0), (1.0, 0.9), (2.5, 0.0)])
+def test_gemm_at_b_matches_numpy(dtype, nb, I, O, alpha, beta):
+    rng = np.random.default_rng(nb * 100 + I + O)
+    A, D, C = (rng.standard_normal(s).astype(dtype) for s in ((nb, I), (nb, O), (I, O)))
+    expected = beta * C.astype(np.float64) + alpha * (A.astype(np.float64).T @ D.astype(np.float64))
+    _call(C, A, D, dtype(alpha), dtype(beta))
+    assert C.dtype == dtype
+    tol = {np.float32: 1e-5, np.float64: 1e-12}[dtype] * max(1, nb)
+    np.testing.assert_allclose(C, expected, rtol=tol, atol=tol)
+
+
+def test_gemm_at_b_leaves_other_memory_alone():
+    big = np.zeros((10, 6), np.float32)
+    C = big[2:5]                                   # rows 2..4 of a C-contiguous array: still C-contiguous
+    A = np.ones((2, 3), np.float32)
+    D = np.ones((2, 6), np.float32)
+    _call(C, A, D, np.float32(1), np.float32(1))
+    assert (big[2:5] == 2).all() and (big[:2] == 0).all() and (big[5:] == 0).all()
