@@ -29,6 +29,7 @@ OPERATIONS = (
     "mse",
     "mse_backward",
     "sgd_epoch",
+    "sgd_minibatch_epoch",
 )
 
 #: Valid backend names.

@@ -12,8 +12,9 @@ any compiled code runs:
   otherwise); every size may be 0 (an empty batch gives empty outputs) except the class
   axis ``K``, which needs at least one entry;
 * arrays that are not C-contiguous (transposed, sliced) are copied to C order; arrays a
-  kernel updates in place (``sgd_epoch``'s weights and biases) must already be
-  C-contiguous and writeable.
+  kernel updates in place (the weights and biases of ``sgd_epoch`` and
+  ``sgd_minibatch_epoch``, and the latter's velocities when it uses momentum) must
+  already be C-contiguous and writeable.
 
 Per call this costs a few hundred nanoseconds (type, dtype, shape and flag lookups; the
 label range costs one ``min`` and one ``max``).  Only NumPy is imported here.
@@ -57,7 +58,7 @@ ANY = _Kind("ANY")
 TARGETS = _Kind("TARGETS")
 #: Not an array (e.g. ``eps``): passed on unchanged.
 SCALAR = _Kind("SCALAR")
-#: Checked by a dedicated function (``sgd_epoch``).
+#: Checked by a dedicated function (``sgd_epoch``, ``sgd_minibatch_epoch``).
 CUSTOM = _Kind("CUSTOM")
 
 #: Sizes that must be at least 1.
@@ -84,6 +85,9 @@ SPECS: dict[str, dict] = {
     "mse_backward": {"pred": ("B", "K"), "target": ("B", "K")},
     "sgd_epoch": dict.fromkeys(("weights", "biases", "bias_on", "activations", "loss_kind", "X", "labels",
                                 "targets", "order", "lr"), CUSTOM),
+    "sgd_minibatch_epoch": dict.fromkeys(("weights", "biases", "bias_on", "activations", "loss_kind", "X", "labels",
+                                          "targets", "order", "lr", "batch_size", "momentum", "vel_w", "vel_b"),
+                                         CUSTOM),
 }
 
 
@@ -294,56 +298,59 @@ def _labels(kernel: str, name: str, y: np.ndarray, sizes: dict) -> np.ndarray:
     return y
 
 
-# ---- sgd_epoch -------------------------------------------------------------------------------
+# ---- the epoch kernels: sgd_epoch, sgd_minibatch_epoch ----------------------------------------
 
 def _check_sgd_epoch(args):
     """The fused SGD epoch's arguments; see :func:`kernels.reference.sgd_epoch`."""
-    kernel = "sgd_epoch"
+    return _check_network("sgd_epoch", args)[0]
+
+
+def _check_sgd_minibatch_epoch(args):
+    """The fused mini-batch epoch's arguments; see :func:`kernels.reference.sgd_minibatch_epoch`.
+
+    The ten network and data arguments as for ``sgd_epoch``; then ``batch_size`` an integer
+    >= 1, ``momentum`` a real scalar, and ``vel_w``/``vel_b`` tuples of L arrays of X's dtype
+    (2-D and 1-D): with ``momentum != 0`` shaped like the weights/biases, C-contiguous and
+    writeable (they are updated in place), otherwise not read (``(0, 0)``/``(0,)`` dummies do).
+    """
+    kernel = "sgd_minibatch_epoch"
+    checked, dtype = _check_network(kernel, args[:10])
+    batch_size, momentum, vel_w, vel_b = args[10:]
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"{kernel}: batch_size must be an integer, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"{kernel}: batch_size must be at least 1, got {batch_size}")
+    momentum = _real_scalar(kernel, "momentum", momentum, dtype)
+    weights, biases = checked[0], checked[1]
+    velocities = []
+    for name, vel, params in (("vel_w", vel_w, weights), ("vel_b", vel_b, biases)):
+        if not isinstance(vel, (tuple, list)):
+            raise TypeError(f"{kernel}: {name} must be a tuple of arrays, got {type(vel).__name__}")
+        if len(vel) != len(params):
+            raise ValueError(f"{kernel}: {name} needs one array per layer ({len(params)}), got {len(vel)}")
+        checked_vel = []
+        for l, (v, p) in enumerate(zip(vel, params)):
+            vname = f"{name}[{l}]"
+            if momentum != 0:
+                checked_vel.append(_in_place(kernel, vname, _float_array(kernel, vname, v, p.shape, dtype)))
+            else:                                       # not read: any size, e.g. (0, 0) / (0,)
+                v = _float_array(kernel, vname, v, (None,) * p.ndim, dtype)
+                checked_vel.append(np.ascontiguousarray(v))
+        velocities.append(tuple(checked_vel))
+    return (*checked, int(batch_size), momentum, *velocities)
+
+
+def _check_network(kernel: str, args):
+    """The ten arguments both epoch kernels share (network, data, order, lr): returns them
+    checked and converted, and X's dtype."""
     weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr = args
-
-    def array(name, a):
-        return a if type(a) is _ndarray else _as_ndarray(kernel, name, a)
-
-    X = array("X", X)
+    X = _array(kernel, "X", X)
     dtype = X.dtype
     if dtype not in FLOATS:
         raise _dtype_error(kernel, "X", dtype)
     if X.ndim != 2:
         raise ValueError(f"{kernel}: X must be (N, n_0), got shape {X.shape}")
     N = X.shape[0]
-
-    def float_array(name, a, shape):
-        """An array of X's dtype and ``shape`` (None: any length on that axis)."""
-        a = array(name, a)
-        if a.dtype != dtype:
-            if a.dtype not in FLOATS:
-                raise _dtype_error(kernel, name, a.dtype)
-            raise TypeError(f"{kernel}: {name} has dtype {a.dtype} but X has {dtype}; the float arguments must "
-                            f"share one dtype, e.g. {name}.astype(np.{dtype})")
-        if a.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, a.shape)):
-            expected = "(" + ", ".join("n" if n is None else str(n) for n in shape) + ("," if len(shape) == 1 else "")
-            raise ValueError(f"{kernel}: {name} must have shape {expected}), got {a.shape}")
-        return a
-
-    def in_place(name, a):
-        if not (a.flags.c_contiguous and a.flags.writeable):
-            raise ValueError(f"{kernel}: {name} is updated in place, so it must be a C-contiguous, writeable "
-                             f"array (got a {'read-only' if not a.flags.writeable else 'non-contiguous'} one); "
-                             "pass np.ascontiguousarray(...) and read the result back from it")
-        return a
-
-    def integers(name, a, length, hi):
-        """1-D integers (``length`` of them unless None) in [0, hi) (unless hi is None) -> int64."""
-        a = array(name, a)
-        if a.dtype.kind not in "iu":
-            raise TypeError(f"{kernel}: {name} must be an integer array, got dtype {a.dtype}")
-        if a.ndim != 1 or (length is not None and a.shape[0] != length):
-            raise ValueError(f"{kernel}: {name} must have shape ({'n' if length is None else length},), "
-                             f"got {a.shape}")
-        if hi is not None and a.size and (a.min() < 0 or a.max() >= hi):
-            raise ValueError(f"{kernel}: {name} must lie in [0, {hi}), got min {a.min()} and max {a.max()}")
-        return np.ascontiguousarray(a, dtype=_I64)
-
     if not isinstance(weights, (tuple, list)) or not isinstance(biases, (tuple, list)):
         raise TypeError(f"{kernel}: weights and biases must be tuples of arrays, got {type(weights).__name__} "
                         f"and {type(biases).__name__}")
@@ -354,32 +361,78 @@ def _check_sgd_epoch(args):
     checked_weights, checked_biases = [], []
     width = X.shape[1]                                  # n_l, the input width of layer l
     for l in range(L):
-        W = in_place(f"weights[{l}]", float_array(f"weights[{l}]", weights[l], (width, None)))
+        W = _in_place(kernel, f"weights[{l}]", _float_array(kernel, f"weights[{l}]", weights[l], (width, None), dtype))
         width = W.shape[1]
         checked_weights.append(W)
-        checked_biases.append(in_place(f"biases[{l}]", float_array(f"biases[{l}]", biases[l], (width,))))
+        checked_biases.append(_in_place(kernel, f"biases[{l}]",
+                                        _float_array(kernel, f"biases[{l}]", biases[l], (width,), dtype)))
     K = width
     if K == 0:
         raise ValueError(f"{kernel}: the last layer has no outputs; it needs at least one")
-    bias_on = float_array("bias_on", bias_on, (L,))
-    activations = integers("activations", activations, L, len(ACTIVATION_CODES))
+    bias_on = _float_array(kernel, "bias_on", bias_on, (L,), dtype)
+    activations = _integers(kernel, "activations", activations, L, len(ACTIVATION_CODES))
     if isinstance(loss_kind, (bool, np.bool_)) or not isinstance(loss_kind, (int, np.integer)) or \
             loss_kind not in LOSS_CODES.values():
         raise ValueError(f"{kernel}: loss_kind must be one of {LOSS_CODES}, got {loss_kind!r}")
     if loss_kind == SOFTMAX_CE:
-        labels = integers("labels", labels, N, K)
-        targets = float_array("targets", targets, (None, K))       # not read
+        labels = _integers(kernel, "labels", labels, N, K)
+        targets = _float_array(kernel, "targets", targets, (None, K), dtype)       # not read
     else:
-        labels = integers("labels", labels, None, None)            # not read
-        targets = float_array("targets", targets, (N, K))
-    order = integers("order", order, None, N)
-    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{kernel}: lr must be a real scalar, got {type(lr).__name__}")
+        labels = _integers(kernel, "labels", labels, None, None)                   # not read
+        targets = _float_array(kernel, "targets", targets, (N, K), dtype)
+    order = _integers(kernel, "order", order, None, N)
+    lr = _real_scalar(kernel, "lr", lr, dtype)
     return (tuple(checked_weights), tuple(checked_biases), np.ascontiguousarray(bias_on), activations,
-            int(loss_kind), np.ascontiguousarray(X), labels, np.ascontiguousarray(targets), order, dtype.type(lr))
+            int(loss_kind), np.ascontiguousarray(X), labels, np.ascontiguousarray(targets), order, lr), dtype
 
 
-_CUSTOM = {"sgd_epoch": _check_sgd_epoch}
+def _array(kernel, name, a):
+    return a if type(a) is _ndarray else _as_ndarray(kernel, name, a)
+
+
+def _float_array(kernel, name, a, shape, dtype):
+    """An array of ``dtype`` and ``shape`` (None: any length on that axis)."""
+    a = _array(kernel, name, a)
+    if a.dtype != dtype:
+        if a.dtype not in FLOATS:
+            raise _dtype_error(kernel, name, a.dtype)
+        raise TypeError(f"{kernel}: {name} has dtype {a.dtype} but X has {dtype}; the float arguments must "
+                        f"share one dtype, e.g. {name}.astype(np.{dtype})")
+    if a.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, a.shape)):
+        expected = "(" + ", ".join("n" if n is None else str(n) for n in shape) + ("," if len(shape) == 1 else "")
+        raise ValueError(f"{kernel}: {name} must have shape {expected}), got {a.shape}")
+    return a
+
+
+def _in_place(kernel, name, a):
+    if not (a.flags.c_contiguous and a.flags.writeable):
+        raise ValueError(f"{kernel}: {name} is updated in place, so it must be a C-contiguous, writeable "
+                         f"array (got a {'read-only' if not a.flags.writeable else 'non-contiguous'} one); "
+                         "pass np.ascontiguousarray(...) and read the result back from it")
+    return a
+
+
+def _integers(kernel, name, a, length, hi):
+    """1-D integers (``length`` of them unless None) in [0, hi) (unless hi is None) -> int64."""
+    a = _array(kernel, name, a)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{kernel}: {name} must be an integer array, got dtype {a.dtype}")
+    if a.ndim != 1 or (length is not None and a.shape[0] != length):
+        raise ValueError(f"{kernel}: {name} must have shape ({'n' if length is None else length},), "
+                         f"got {a.shape}")
+    if hi is not None and a.size and (a.min() < 0 or a.max() >= hi):
+        raise ValueError(f"{kernel}: {name} must lie in [0, {hi}), got min {a.min()} and max {a.max()}")
+    return np.ascontiguousarray(a, dtype=_I64)
+
+
+def _real_scalar(kernel, name, v, dtype):
+    """A real (not boolean) scalar -> ``dtype``'s scalar type."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{kernel}: {name} must be a real scalar, got {type(v).__name__}")
+    return dtype.type(v)
+
+
+_CUSTOM = {"sgd_epoch": _check_sgd_epoch, "sgd_minibatch_epoch": _check_sgd_minibatch_epoch}
 
 
 # ---- the decorator ---------------------------------------------------------------------------

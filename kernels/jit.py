@@ -473,3 +473,14 @@ def mse_backward(pred, target):
 @kernel
 def sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr):
     return fused.sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr)
+
+
+# The fused mini-batch SGD epoch (kernels/fused_minibatch.py) behind the same contract as its NumPy twin.
+from .fused_minibatch import sgd_minibatch_epoch as _sgd_minibatch_epoch  # noqa: E402
+
+
+@kernel
+def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr,
+                        batch_size, momentum, vel_w, vel_b):
+    return _sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr,
+                                batch_size, momentum, vel_w, vel_b)

@@ -282,3 +282,77 @@ def sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targe
             if l > 0:
                 delta = _ACTIVATION_GRAD[activations[l - 1]](a[l], dx)
     return losses, M
+
+
+# ---- mini-batch SGD: the readable twin of kernels.fused_minibatch.sgd_minibatch_epoch -------
+
+@kernel
+def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr,
+                        batch_size, momentum, vel_w, vel_b):
+    """Mini-batch SGD (with optional momentum) over ``X[order]``, updating the parameters in place.
+
+    The network and the first ten arguments are those of :func:`sgd_epoch`.  ``X[order]`` is
+    taken in consecutive batches of ``batch_size`` rows (the last one may be shorter; one
+    batch when ``batch_size >= M``); each batch's loss is the mean over its rows, and after
+    each batch, with the gradients ``g`` of that mean, every parameter takes one step:
+    ``w -= lr g`` when ``momentum == 0``, else PyTorch's momentum (no dampening, no Nesterov)
+    ``v = momentum v + g; w -= lr v``.  Layers with ``bias_on[l] == 0`` add their bias in the
+    forward pass but do not train it (nor its velocity).
+
+    batch_size : int >= 1; lr, momentum : real scalars (used in X's dtype)
+    vel_w, vel_b : tuples of L arrays shaped like weights/biases, updated in place when
+    ``momentum != 0``; not read otherwise (``(0, 0)``/``(0,)`` dummies will do).
+    Returns ``(losses : float64 (n_batches,), done : int, bad : int)``, with
+    ``n_batches = ceil(M / batch_size)``: the mean loss of every batch (row losses in X's
+    dtype, their mean in float64).  ``done < n_batches`` means batch ``done`` had a
+    non-finite mean loss and training stopped before its update (``losses[done:]`` stay 0);
+    ``bad`` is then the epoch position (index into ``order``) of its first non-finite row,
+    or -1 if every row was finite and only the mean overflowed; ``bad`` is -1 when
+    ``done == n_batches``.
+
+    A plain loop over batches with the batch kernels above.  The compiled kernel computes the
+    three products of every layer with BLAS (``np.dot``) and the rest in single passes; the
+    two agree to rounding, and both turn a NaN or inf in the data into a non-finite loss (or
+    a finite one, through a saturated sigmoid) in the same places.
+    """
+    L = len(weights)
+    M = order.shape[0]
+    n_batches = -(-M // batch_size)
+    losses = np.zeros(n_batches, dtype=np.float64)
+    for k in range(n_batches):
+        start = k * batch_size
+        rows = order[start:start + batch_size]
+        a = [X[rows]]                                 # every layer's output, (nb, n_l)
+        for l in range(L):
+            z = linear_forward(a[l], weights[l], biases[l])
+            a.append(_ACTIVATE[activations[l] if l < L - 1 else IDENTITY](z))
+        if loss_kind == SOFTMAX_CE:
+            y = labels[rows]
+            row_losses = cross_entropy_logits(a[L], y)
+            delta = softmax_cross_entropy_backward(softmax(a[L]), y)
+        else:
+            t = targets[rows]
+            row_losses = mse(a[L], t)
+            delta = mse_backward(a[L], t)
+        loss = np.mean(row_losses, dtype=np.float64)
+        if not np.isfinite(loss):
+            nonfinite = np.flatnonzero(~np.isfinite(row_losses))
+            return losses, k, int(start + nonfinite[0]) if nonfinite.size else -1
+        losses[k] = loss
+        for l in range(L - 1, -1, -1):
+            dx, dW, db = linear_backward(a[l], weights[l], delta)    # dx from the weights before the step
+            _sgd_step(weights[l], dW, lr, momentum, vel_w[l])
+            if bias_on[l] != 0:
+                _sgd_step(biases[l], db, lr, momentum, vel_b[l])
+            if l > 0:
+                delta = _ACTIVATION_GRAD[activations[l - 1]](a[l], dx)
+    return losses, n_batches, -1
+
+
+def _sgd_step(w, g, lr, momentum, v):
+    """One SGD step on ``w`` in place: ``w -= lr g``, or with momentum ``v = momentum v + g; w -= lr v``."""
+    if momentum != 0:
+        v *= momentum
+        v += g
+        g = v
+    w -= lr * g

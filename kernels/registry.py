@@ -24,8 +24,9 @@ from .reference import sigmoid_forward, softmax
 
 SCALES = ("unit", "large", "zeros")
 DTYPES = (np.float32, np.float64)
-#: Sizes that must be at least 1: the class axis (kernel contract) and the depth of ``sgd_epoch``.
-NONEMPTY = _CONTRACT_NONEMPTY | {"L"}
+#: Sizes that must be at least 1: the class axis (kernel contract), the depth of the epoch
+#: kernels (``L``) and the batch size of ``sgd_minibatch_epoch`` (``S``).
+NONEMPTY = _CONTRACT_NONEMPTY | {"L", "S"}
 
 #: Base tolerances per dtype (see :func:`tolerance`).
 TOLERANCES = {
@@ -91,6 +92,8 @@ class Operation:
                 its own copy of the inputs, and these arguments are compared after the call
     nonfinite   indices of the arguments that NaN/inf entries go into (None: every float
                 array argument), and ``nonfinite_values`` the values that go in
+    float64_outputs indices of the results that are float64 whatever the input dtype (every
+                other float output has the input dtype)
     """
 
     name: str
@@ -103,6 +106,7 @@ class Operation:
     mutates: tuple[int, ...] = ()
     nonfinite: tuple[int, ...] | None = None
     nonfinite_values: tuple[float, ...] = (np.nan, np.inf, -np.inf)
+    float64_outputs: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.mutates and self.bench_sizes:
@@ -206,6 +210,49 @@ def _sgd_magnitude(a) -> float:
     return max(1.0, _absmax(a[5])) * max(1.0, *(_absmax(w) for w in a[0])) + _absmax(a[7])
 
 
+def _minibatch_inputs(loss_kind):
+    """``sgd_epoch``'s random MLP and data (:func:`_sgd_inputs`; N = B samples, an order of
+    M = B + B // 2 indices) for ``sgd_minibatch_epoch``, plus: batch size S (hypothesis draws
+    1-40, so it may divide M or not, or exceed it), momentum 0 or 0.9 (half the draws each)
+    with velocities of small random values (a later epoch's; the step must use them) or
+    ``(0, 0)``/``(0,)`` dummies when it is 0, and biases that are not trained set to random
+    values rather than 0 (the forward pass must still add them)."""
+    sgd = _sgd_inputs(loss_kind)
+
+    def make(rng, dtype, s, scale):
+        args = sgd(rng, dtype, s, scale)
+        weights, biases, bias_on = args[:3]
+        fill = "zeros" if scale == "zeros" else "unit"
+        biases = tuple(b if on else _normal(rng, b.shape, dtype, fill) for b, on in zip(biases, bias_on))
+        momentum = np.dtype(dtype).type(rng.choice((0.0, 0.9)))
+        if momentum:
+            vel_w = tuple(_normal(rng, w.shape, dtype, fill) * np.dtype(dtype).type(0.1) for w in weights)
+            vel_b = tuple(_normal(rng, b.shape, dtype, fill) * np.dtype(dtype).type(0.1) for b in biases)
+        else:
+            vel_w = tuple(np.zeros((0, 0), dtype) for _ in weights)
+            vel_b = tuple(np.zeros(0, dtype) for _ in biases)
+        return (weights, biases, *args[2:], s["S"], momentum, vel_w, vel_b)
+
+    return make
+
+
+def _minibatch_reduction(s: dict) -> int:
+    """:func:`_sgd_reduction` plus the batch: each weight gradient sums ``min(S, M)`` rows."""
+    return _sgd_reduction(s) + min(s["S"], s["B"] + s["B"] // 2)
+
+
+def _minibatch_magnitude(a) -> float:
+    """:func:`_sgd_magnitude`, and with momentum also the size of the gradient terms, as the
+    velocities (sums of gradients ``sum_i a_i delta_i``) are compared too.  For softmax
+    cross-entropy ``|B delta| <= 1`` at the output, so those terms are no larger than the first
+    layer's; for MSE ``B delta = 2 (pred - t) / K`` grows with the predictions, and the terms
+    with them: ``|x|`` times the first layer's (~1e8 for inputs of +-1e4)."""
+    magnitude = _sgd_magnitude(a)
+    if a[11] != 0 and a[4] == MSE:
+        magnitude *= max(1.0, _absmax(a[5]))
+    return magnitude
+
+
 _BK_BENCH = ({"B": 1, "K": 10}, {"B": 60000, "K": 10}, {"B": 1024, "K": 512})
 _BI_BENCH = ({"B": 1, "I": 784}, {"B": 64, "I": 512}, {"B": 60000, "I": 10}, {"B": 1024, "I": 512},
              {"B": 60000, "I": 784})
@@ -295,6 +342,19 @@ OPERATIONS: tuple[Operation, ...] = (
               nonfinite_values=(np.nan,), reduction=_sgd_reduction, magnitude=_sgd_magnitude),
     Operation("sgd_epoch", ("B", "I", "K", "L"), _sgd_inputs(MSE), variant="mse", mutates=(0, 1),
               nonfinite=(5, 7), nonfinite_values=(np.nan,), reduction=_sgd_reduction, magnitude=_sgd_magnitude),
+    # The fused mini-batch epoch (BLAS GEMMs) against its NumPy loop.  It updates weights,
+    # biases and, with momentum, the velocities (arguments 0, 1, 12, 13) in place; its batch
+    # losses (result 0) are float64.  NaN and +-inf go into the data: unlike the per-sample
+    # kernel it skips no zero input, so both compute 0 * inf = NaN alike.  Tolerances: the
+    # registry's table scaled as for sgd_epoch, the reduction also counting the batch rows
+    # summed into each weight gradient, the magnitude also the gradient terms that make up
+    # the velocities (see tolerance(), _minibatch_reduction, _minibatch_magnitude).
+    Operation("sgd_minibatch_epoch", ("B", "I", "K", "L", "S"), _minibatch_inputs(SOFTMAX_CE),
+              mutates=(0, 1, 12, 13), float64_outputs=(0,), nonfinite=(5,),
+              reduction=_minibatch_reduction, magnitude=_minibatch_magnitude),
+    Operation("sgd_minibatch_epoch", ("B", "I", "K", "L", "S"), _minibatch_inputs(MSE), variant="mse",
+              mutates=(0, 1, 12, 13), float64_outputs=(0,), nonfinite=(5, 7),
+              reduction=_minibatch_reduction, magnitude=_minibatch_magnitude),
 )
 
 

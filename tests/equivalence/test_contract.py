@@ -10,7 +10,8 @@ from kernels import contract, get_backend
 from kernels.registry import OPERATIONS
 from kernels.testing import array_paths, cast, fortran, get, replace, strided
 
-GENERIC = [op for op in OPERATIONS if op.name != "sgd_epoch"]
+#: The kernels checked through SPECS (not by a dedicated function: the epoch kernels).
+GENERIC = [op for op in OPERATIONS if contract.CUSTOM not in contract.SPECS[op.name].values()]
 SIZES = ({"B": 4, "I": 5, "O": 3, "K": 3, "N": 4, "M": 5, "P": 3},
          {"B": 1, "I": 1, "O": 1, "K": 1, "N": 1, "M": 1, "P": 1},
          {"B": 0, "I": 0, "O": 0, "K": 1, "N": 0, "M": 0, "P": 0})
@@ -121,3 +122,53 @@ def test_sgd_epoch_arguments_are_checked_before_the_kernel_runs():
     for backend in ("numpy", "numba"):
         with pytest.raises(TypeError, match=r"^sgd_epoch: lr must be a real scalar, got ndarray$"):
             get_backend(backend).sgd_epoch(*args(lr=np.ones(1)))
+
+
+def test_sgd_minibatch_epoch_arguments_are_checked_before_the_kernel_runs():
+    """The network checks of sgd_epoch, and the batch size, momentum and velocities; the
+    velocities need the parameters' shapes (and C order) only when momentum is used."""
+    rng = np.random.default_rng(0)
+    W0, W1 = rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
+
+    def args(**change):
+        a = dict(weights=(W0.copy(), W1.copy()), biases=(np.zeros(5), np.zeros(3)), bias_on=np.ones(2),
+                 activations=np.array([1, 0]), loss_kind=0, X=rng.random((6, 4)), labels=np.arange(6) % 3,
+                 targets=np.zeros((0, 3)), order=np.arange(6), lr=0.1, batch_size=4, momentum=0.9,
+                 vel_w=(np.zeros((4, 5)), np.zeros((5, 3))), vel_b=(np.zeros(5), np.zeros(3)))
+        a.update(change)
+        return tuple(a.values())
+
+    dummies = dict(vel_w=(np.zeros((0, 0)), np.zeros((0, 0))), vel_b=(np.zeros(0), np.zeros(0)))
+    value_errors = {
+        "weights[1] must have shape (5, n), got (6, 3)": args(weights=(W0.copy(), np.zeros((6, 3)))),
+        "labels must lie in [0, 3), got min 0 and max 5": args(labels=np.arange(6)),
+        "order must lie in [0, 6), got min 0 and max 6": args(order=np.arange(7)),
+        "targets must have shape (6, 3), got (6, 2)": args(loss_kind=1, targets=np.zeros((6, 2))),
+        "batch_size must be at least 1, got 0": args(batch_size=0),
+        "vel_w[1] must have shape (5, 3), got (5, 4)": args(vel_w=(np.zeros((4, 5)), np.zeros((5, 4)))),
+        "vel_b[0] must have shape (5,), got (0,)": args(vel_b=(np.zeros(0), np.zeros(3))),
+        "vel_w needs one array per layer (2), got 1": args(vel_w=(np.zeros((4, 5)),)),
+        "vel_b[1] is updated in place, so it must be a C-contiguous, writeable array (got a non-contiguous one)":
+            args(vel_b=(np.zeros(5), np.zeros(6)[::2])),
+        "vel_w[0] must have shape (n, n), got (0,)": args(momentum=0, **{**dummies, "vel_w": (np.zeros(0),) * 2}),
+    }
+    type_errors = {
+        "batch_size must be an integer, got float": args(batch_size=4.0),
+        "batch_size must be an integer, got bool": args(batch_size=True),
+        "momentum must be a real scalar, got ndarray": args(momentum=np.ones(1)),
+        "vel_b must be a tuple of arrays, got ndarray": args(vel_b=np.zeros(5)),
+        "vel_w[0] has dtype float32 but X has float64": args(vel_w=(np.zeros((4, 5), np.float32), np.zeros((5, 3)))),
+        "vel_b[0] has dtype int64, expected float32 or float64": args(momentum=0, vel_b=(np.zeros(0, np.int64),) * 2),
+    }
+    for backend in ("numpy", "numba"):
+        ops = get_backend(backend)
+        for message, a in value_errors.items():
+            with pytest.raises(ValueError, match="^sgd_minibatch_epoch: " + re.escape(message)):
+                ops.sgd_minibatch_epoch(*a)
+        for message, a in type_errors.items():
+            with pytest.raises(TypeError, match="^sgd_minibatch_epoch: " + re.escape(message)):
+                ops.sgd_minibatch_epoch(*a)
+        # without momentum the velocities are not read: dummies, or any sizes, will do
+        for vel in (dummies, dict(vel_w=(np.zeros((1, 2)), np.zeros((3, 3))), vel_b=(np.zeros(7), np.zeros(0)))):
+            losses, done, bad = ops.sgd_minibatch_epoch(*args(momentum=0.0, batch_size=np.int32(4), **vel))
+            assert losses.shape == (2,) and (done, bad) == (2, -1)

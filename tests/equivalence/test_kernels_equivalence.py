@@ -2,17 +2,17 @@
 
 For each operation in :mod:`kernels.registry`:
 
-* hypothesis draws sizes (0 is likely for every size but K and the depth L; 1 is likely for
-  all), dtypes, seeds, input scales (unit, +-1e4, zeros), memory layouts (C, Fortran order,
-  sliced views) and NaN/inf entries, and both backends must agree;
+* hypothesis draws sizes (0 is likely for every size but K, the depth L and the batch size S;
+  1 is likely for all), dtypes, seeds, input scales (unit, +-1e4, zeros), memory layouts (C,
+  Fortran order, sliced views) and NaN/inf entries, and both backends must agree;
 * fixed cases make sure every form is covered for every kernel: F-ordered and sliced arrays
   give the values of C order; NaN and inf come out at the same positions; integer, boolean,
   float16 and mixed-dtype arrays raise the same ``TypeError`` in both, naming the kernel,
   the argument and the dtype; labels of any integer dtype give the int64 result; an empty
   batch gives empty outputs; shapes that do not fit raise the same ``ValueError``.
 
-Kernels that update arguments in place (``sgd_epoch``) get fresh arguments per backend,
-and the updated arguments are compared as well as the results.
+Kernels that update arguments in place (``sgd_epoch``, ``sgd_minibatch_epoch``) get fresh
+arguments per backend, and the updated arguments are compared as well as the results.
 """
 import numpy as np
 import pytest
@@ -24,7 +24,9 @@ from kernels.testing import (Outcome, array_paths, assert_same_outcome, cast, fo
 
 LAYOUTS = {"C": lambda args, skip=(): args, "F": fortran, "strided": strided}
 #: Sizes for the fixed cases: >= 2 everywhere, so that F order and slices differ from C order.
-SMALL = {"B": 4, "I": 5, "O": 3, "K": 3, "N": 4, "M": 5, "P": 3, "L": 3}
+SMALL = {"B": 4, "I": 5, "O": 3, "K": 3, "N": 4, "M": 5, "P": 3, "L": 3, "S": 4}
+#: The epoch kernels: they return (losses, done, ...) and stop at the first non-finite loss.
+EPOCHS = ("sgd_epoch", "sgd_minibatch_epoch")
 OTHER_FLOAT = {np.dtype(np.float32): np.float64, np.dtype(np.float64): np.float32}
 
 size = st.one_of(st.just(0), st.just(1), st.integers(0, 40))
@@ -55,7 +57,8 @@ def _compare(op, dtype, sizes, scale="unit", seed=0, layout="C", nonfinite=False
     """Both backends on the same input form; for F order and slices also NumPy on C order.
 
     Every case here is valid input, so the reference must return (not raise), and its float
-    outputs must have the input dtype.  Returns the reference's outcome.
+    outputs must have the input dtype (float64 for ``op.float64_outputs``).  Returns the
+    reference's outcome.
     """
     label = f"{op.id} {np.dtype(dtype).name} sizes={sizes} scale={scale} layout={layout} nonfinite={nonfinite}"
     tol = tolerance(op, dtype, sizes, op.make_inputs(np.random.default_rng(seed), dtype, sizes, scale))
@@ -67,9 +70,11 @@ def _compare(op, dtype, sizes, scale="unit", seed=0, layout="C", nonfinite=False
         in_c = run(op, "numpy", _inputs(op, dtype, sizes, scale, seed, "C", nonfinite))
         assert_same_outcome(mine, in_c, **tol, label=f"{label} vs C order")
         assert_same_outcome(theirs, in_c, **tol, label=f"{label} vs C order (numpy)")
-    for out in _outputs(theirs):
-        if out.dtype.kind == "f":
-            assert out.dtype == np.dtype(dtype), f"{label}: NumPy output dtype {out.dtype} != input {dtype}"
+    result = theirs.result if isinstance(theirs.result, tuple) else (theirs.result,)
+    for i, out in enumerate(result):
+        if isinstance(out, np.ndarray) and out.dtype.kind == "f":
+            expected = np.dtype(np.float64 if i in op.float64_outputs else dtype)
+            assert out.dtype == expected, f"{label}: NumPy output {i} has dtype {out.dtype}, expected {expected}"
     return theirs
 
 
@@ -89,7 +94,7 @@ def test_numba_matches_numpy(op, data, dtype, scale, seed, layout, nonfinite):
 def test_edge_sizes(op, dtype, scale):
     """All sizes 1 (1x1 matrices, K = 1) and a tutorial-sized case, every scale."""
     _compare(op, dtype, dict.fromkeys(op.dims, 1), scale, seed=0)
-    big = {"B": 3, "I": 784, "O": 33, "K": 10, "N": 5, "M": 300, "P": 7, "L": 4}
+    big = {"B": 3, "I": 784, "O": 33, "K": 10, "N": 5, "M": 300, "P": 7, "L": 4, "S": 3}
     _compare(op, dtype, {d: big[d] for d in op.dims}, scale, seed=1)
 
 
@@ -143,8 +148,8 @@ def test_nan_and_inf_come_out_at_the_same_positions(op, dtype):
         args = _inputs(op, dtype, sizes, "unit", seed, nonfinite=True)()
         assert any(np.isnan(get(args, p)).any() for p in array_paths(args, "f")), f"{op.id}: no NaN went in"
         theirs = _compare(op, dtype, sizes, seed=seed, nonfinite=True)
-        if op.name == "sgd_epoch":      # NaN in the data: the epoch stops at the first non-finite loss
-            came_out.append(theirs.result[1] < len(args[8]))
+        if op.name in EPOCHS:           # NaN in the data: the epoch stops at the first non-finite loss
+            came_out.append(theirs.result[1] < len(theirs.result[0]))
         else:
             came_out.append(any(not np.isfinite(out).all() for out in _outputs(theirs)))
     assert any(came_out), f"{op.id}: NaN/inf went in, none came out"
@@ -153,7 +158,7 @@ def test_nan_and_inf_come_out_at_the_same_positions(op, dtype):
 @pytest.mark.parametrize("op", OPERATIONS, ids=_ids)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_empty_sizes_give_empty_outputs(op, dtype):
-    """Every size but K and L set to 0 in turn (an empty batch; an empty inner dimension of a
+    """Every size but K, L and S set to 0 in turn (an empty batch; an empty inner dimension of a
     product, which gives zeros): both backends return the same, correctly shaped outputs."""
     for d in op.dims:
         if d not in NONEMPTY:
@@ -268,5 +273,30 @@ def test_sgd_epoch_at_every_depth_with_mixed_activations_and_biases(op, dtype, d
         theirs = _compare(op, dtype, sizes, seed=seed)
         assert theirs.result[1] == len(args[8]), "the epoch stopped early"
     assert bias_on == {0, 1}
+    if depth >= 3:
+        assert codes == {0, 1, 2} and mixed
+
+
+@pytest.mark.parametrize("op", [op for op in OPERATIONS if op.name == "sgd_minibatch_epoch"], ids=_ids)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_sgd_minibatch_epoch_at_every_depth_and_batch_size_with_and_without_momentum(op, dtype, depth):
+    """The fused mini-batch epoch against its NumPy loop: 12 samples in an order of M = 18, in
+    batches of 1, 5 (a shorter last batch), 6 (dividing M), 18 (the full batch) and 25 (more
+    than M: one batch of 18); a few seeds each, which between them train with momentum 0 and
+    0.9, every activation code mixed within one network, and layers with and without bias."""
+    momenta, codes, mixed, bias_on = set(), set(), False, set()
+    for j, batch_size in enumerate((1, 5, 6, 18, 25)):
+        sizes = {"B": 12, "I": 7, "K": 4, "L": depth, "S": batch_size}
+        for seed in range(3 * j, 3 * j + 3):
+            args = op.make_inputs(np.random.default_rng(seed), dtype, sizes, "unit")
+            momenta.add(float(args[11]) != 0)
+            hidden = set(args[3][:-1].tolist())
+            codes |= hidden
+            mixed |= len(hidden) > 1
+            bias_on |= set(args[2].tolist())
+            losses, done, bad = _compare(op, dtype, sizes, seed=seed).result
+            assert len(losses) == -(-18 // batch_size) and (done, bad) == (len(losses), -1), "the epoch stopped early"
+    assert momenta == {False, True} and bias_on == {0, 1}
     if depth >= 3:
         assert codes == {0, 1, 2} and mixed

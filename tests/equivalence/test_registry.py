@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import kernels
-from kernels import contract, fused, get_backend
+from kernels import contract, fused, fused_minibatch, get_backend
 from kernels.registry import OPERATIONS, Operation, operation
 
 
@@ -28,8 +28,10 @@ def test_both_backends_expose_the_operation_with_one_signature_and_one_contract(
         assert hasattr(fn, "full_check") and fn.__wrapped__.__name__ == name
 
 
-def test_the_fused_kernel_has_the_signature_of_its_numpy_twin():
+def test_the_fused_kernels_have_the_signatures_of_their_numpy_twins():
     assert inspect.signature(fused.sgd_epoch) == inspect.signature(get_backend("numpy").sgd_epoch)
+    assert inspect.signature(fused_minibatch.sgd_minibatch_epoch) == \
+        inspect.signature(get_backend("numpy").sgd_minibatch_epoch)
 
 
 def test_the_contract_covers_exactly_the_operations():
