@@ -141,11 +141,13 @@ def linear_backward(x, W, dy):
 
 # Elementwise kernels walk flat views: the output is allocated C-ordered (np.empty, not
 # empty_like, which would keep an F layout whose ravel() is a copy) and inputs are raveled
-# (a view for the C-contiguous arrays the contract passes in).
+# (a view for the C-contiguous arrays the contract passes in).  The output is allocated by
+# NumPy in the Python wrapper, not inside the compiled kernel: NumPy asks for huge pages on
+# large arrays, Numba's allocator does not, and at 60000 x 784 the page faults alone made
+# relu 1.8x slower than np.maximum (75 vs 42 ms, float32).
 
 @njit(cache=True)
-def _relu_forward(x):
-    out = np.empty(x.shape, dtype=x.dtype)
+def _relu_forward(x, out):
     xf = x.ravel()
     of = out.ravel()
     zero = x.dtype.type(0)
@@ -157,12 +159,11 @@ def _relu_forward(x):
 
 @kernel
 def relu_forward(x):
-    return _relu_forward(x)
+    return _relu_forward(x, np.empty(x.shape, x.dtype))
 
 
 @njit(cache=True)
-def _relu_backward(x, dy):
-    out = np.empty(dy.shape, dtype=dy.dtype)
+def _relu_backward(x, dy, out):
     xf = x.ravel()
     gf = dy.ravel()
     of = out.ravel()
@@ -174,14 +175,13 @@ def _relu_backward(x, dy):
 
 @kernel
 def relu_backward(x, dy):
-    return _relu_backward(x, dy)
+    return _relu_backward(x, dy, np.empty(dy.shape, dy.dtype))
 
 
 @njit(cache=True, error_model="numpy")
-def _sigmoid_forward(x):
+def _sigmoid_forward(x, out):
     # 1 / (1 + e) or e / (1 + e) with e = exp(-|x|) <= 1 (never overflows), through the
     # SIMD vexp; branch-free, so the loop vectorises.  NaN: |NaN| and vexp(NaN) are NaN.
-    out = np.empty(x.shape, dtype=x.dtype)
     xf = x.ravel()
     of = out.ravel()
     one = x.dtype.type(1)
@@ -195,12 +195,11 @@ def _sigmoid_forward(x):
 
 @kernel
 def sigmoid_forward(x):
-    return _sigmoid_forward(x)
+    return _sigmoid_forward(x, np.empty(x.shape, x.dtype))
 
 
 @njit(cache=True)
-def _sigmoid_backward(y, dy):
-    out = np.empty(dy.shape, dtype=dy.dtype)
+def _sigmoid_backward(y, dy, out):
     yf = y.ravel()
     gf = dy.ravel()
     of = out.ravel()
@@ -213,7 +212,7 @@ def _sigmoid_backward(y, dy):
 
 @kernel
 def sigmoid_backward(y, dy):
-    return _sigmoid_backward(y, dy)
+    return _sigmoid_backward(y, dy, np.empty(dy.shape, dy.dtype))
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
