@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from .numba_cache import invalidate_if_sources_changed
+
+invalidate_if_sources_changed()
+
 #: The operations every backend provides, under these names.
 OPERATIONS = (
     "matmul_naive",

@@ -64,6 +64,12 @@ def gemm_at_b(C, A, D, alpha, beta):
     """
     nb, I = A.shape
     O = D.shape[1]
+    if not (C.flags.c_contiguous and A.flags.c_contiguous and D.flags.c_contiguous):
+        raise ValueError("gemm_at_b: C, A and D must be C-contiguous")
+    if A.itemsize != C.itemsize or D.itemsize != C.itemsize:
+        raise TypeError("gemm_at_b: C, A and D must have one float dtype")
+    if C.shape[0] != I or C.shape[1] != O or D.shape[0] != nb:
+        raise ValueError("gemm_at_b: shapes must be C (I, O), A (nb, I), D (nb, O)")
     if I == 0 or O == 0:
         return
     dt = C.dtype.type

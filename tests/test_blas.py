@@ -31,3 +31,19 @@ def test_gemm_at_b_leaves_other_memory_alone():
     D = np.ones((2, 6), np.float32)
     _call(C, A, D, np.float32(1), np.float32(1))
     assert (big[2:5] == 2).all() and (big[:2] == 0).all() and (big[5:] == 0).all()
+
+
+def test_gemm_at_b_refuses_layouts_dtypes_and_shapes_it_cannot_take():
+    import pytest as _pytest
+    C = np.zeros((3, 4), np.float32)
+    A = np.ones((2, 3), np.float32)
+    D = np.ones((2, 4), np.float32)
+    with _pytest.raises(ValueError, match="C-contiguous"):
+        _call(C, np.asfortranarray(A), D, np.float32(1), np.float32(1))
+    with _pytest.raises(ValueError, match="C-contiguous"):
+        _call(C, A[::-1], D, np.float32(1), np.float32(1))
+    with _pytest.raises(TypeError, match="one float dtype"):
+        _call(C, A.astype(np.float64), D, np.float32(1), np.float32(1))
+    with _pytest.raises(ValueError, match="shapes"):
+        _call(C, A, D[:1], np.float32(1), np.float32(1))
+    assert (C == 0).all()

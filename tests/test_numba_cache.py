@@ -1,0 +1,44 @@
+"""A change to any kernel source invalidates every cached kernel of the package."""
+import shutil
+
+from kernels.numba_cache import invalidate_if_sources_changed, sources_hash
+
+
+def _package(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "__pycache__").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "b.py").write_text("y = 2\n")
+    return pkg
+
+
+def _cached(pkg):
+    for name in ("a.f-1.py311.nbi", "a.f-1.py311.1.nbc"):
+        (pkg / "__pycache__" / name).write_text("cached")
+
+
+def test_unchanged_sources_keep_the_cache(tmp_path):
+    pkg = _package(tmp_path)
+    invalidate_if_sources_changed(pkg)
+    _cached(pkg)
+    assert invalidate_if_sources_changed(pkg) is False
+    assert len(list((pkg / "__pycache__").glob("*.nb*"))) == 2
+
+
+def test_a_change_to_another_module_clears_every_cached_kernel(tmp_path):
+    pkg = _package(tmp_path)
+    invalidate_if_sources_changed(pkg)
+    _cached(pkg)
+    before = sources_hash(pkg)
+    (pkg / "b.py").write_text("y = 3\n")            # only the *other* module changed
+    assert sources_hash(pkg) != before
+    assert invalidate_if_sources_changed(pkg) is True
+    assert not list((pkg / "__pycache__").glob("*.nb*"))
+    assert (pkg / "__pycache__" / "a.py").exists() is False
+
+
+def test_a_read_only_or_missing_cache_folder_is_not_an_error(tmp_path):
+    pkg = _package(tmp_path)
+    shutil.rmtree(pkg / "__pycache__")
+    assert invalidate_if_sources_changed(pkg) is False
+    assert (pkg / "__pycache__").is_dir()
