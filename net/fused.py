@@ -20,7 +20,7 @@ from kernels.fused_minibatch import sgd_minibatch_epoch
 
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
-from .model import Sequential
+from .model import Parameter, Sequential
 from .optim import SGD
 
 _ACT = {ReLU: fk.RELU, Sigmoid: fk.SIGMOID}
@@ -204,12 +204,10 @@ def _velocities(model, optimizer, weights, biases, momentum):
     if optimizer is None:
         raise Unsupported("momentum needs the optimizer that holds the velocity buffers")
     vel = dict(zip(optimizer.params, optimizer.ensure_velocity()))
-    vel_w, vel_b = [], []
-    for layer in model:
-        if type(layer) is Linear:
-            vel_w.append(vel[next(p for p in model.parameters() if p.layer is layer and p.name == "W")])
-            vel_b.append(vel[next(p for p in model.parameters() if p.layer is layer and p.name == "b")]
-                         if layer.has_bias else np.zeros(layer.out_features, layer.dtype))
+    linears = [layer for layer in model if type(layer) is Linear]
+    vel_w = [vel[Parameter(layer, "W")] for layer in linears]
+    vel_b = [vel[Parameter(layer, "b")] if layer.has_bias else np.zeros(layer.out_features, layer.dtype)
+             for layer in linears]
     for v, w in zip(vel_w + vel_b, list(weights) + list(biases)):
         if v.shape != w.shape or v.dtype != w.dtype or not v.flags.c_contiguous:
             raise Unsupported("the optimizer's velocity buffers do not match the parameters")

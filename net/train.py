@@ -43,9 +43,16 @@ def _first_bad_rows(a: np.ndarray) -> tuple[int, int]:
     return count, (int(np.argmax(bad)) if count else -1)
 
 
+def _first_linear(model):
+    """The model's first Linear layer and whether it is the model's first layer, or ``(None, False)``."""
+    layers = getattr(model, "layers", [model])
+    first = next((layer for layer in layers if isinstance(layer, Linear)), None)
+    return first, first is not None and first is layers[0]
+
+
 def _model_dtype(model):
     """The dtype of the model's first Linear layer (the dtype X is cast to), or None."""
-    first = next((layer for layer in getattr(model, "layers", [model]) if isinstance(layer, Linear)), None)
+    first, _ = _first_linear(model)
     return None if first is None else first.dtype
 
 
@@ -71,7 +78,7 @@ def _check_fit_args(X, y, batch_size, epochs, threads, dtype=None):
                              f"the first is row {first}; remove or impute them before training")
     if dtype is not None and X.dtype.kind == "f" and X.dtype.itemsize > np.dtype(dtype).itemsize:
         limit = np.finfo(dtype).max
-        big = np.abs(X).max(axis=1) > limit
+        big = (X.max(axis=1) > limit) | (X.min(axis=1) < -limit)      # no |X| temporary of X's size
         if big.any():
             raise ValueError(f"fit: X row {int(np.argmax(big))} has values beyond the {np.dtype(dtype)} range "
                              f"(|x| > {limit:.3g}) of the model, where they would become infinite; rescale X")
@@ -104,10 +111,10 @@ def _check_model_and_optimizer(model, opt) -> None:
                          f"update it several times")
 
 
-def _check_model_takes(model, loss, X, y) -> int:
+def _check_model_takes(model, loss, X, y) -> None:
     """Run ``model`` and ``loss`` on the first sample, so that every shape error the layer path
-    would raise is raised, with the same message, before any step on any path.  Returns the
-    number of model outputs (classes)."""
+    would raise is raised, with the same message, before any step on any path; then check the
+    labels against the number of model outputs."""
     try:
         pred = np.asarray(model.forward(X[:1]))
         loss.forward(pred, y[:1])
@@ -118,7 +125,6 @@ def _check_model_takes(model, loss, X, y) -> int:
     if y.ndim == 1 and y.dtype.kind in "iu" and (y.min() < 0 or y.max() >= K):
         raise ValueError(f"fit: labels must lie in [0, {K}) for a model with {K} outputs, got min {y.min()} and "
                          f"max {y.max()}")
-    return K
 
 
 def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: float = 0.01,
@@ -215,8 +221,8 @@ def _layer_epochs(model, loss, opt, X, y, batch_size, epochs, shuffle, rng, on_b
 
 def _check_first_linear_takes(model, X) -> None:
     """The first Linear layer's width against X's, with a message that names X's whole shape."""
-    first = next((layer for layer in getattr(model, "layers", [model]) if isinstance(layer, Linear)), None)
-    if first is not None and first is getattr(model, "layers", [model])[0] and X.shape[1] != first.in_features:
+    first, leads = _first_linear(model)
+    if leads and X.shape[1] != first.in_features:
         raise ValueError(f"fit: {first!r} expected input of shape (batch, {first.in_features}), "
                          f"got X of shape {X.shape}")
 
