@@ -23,35 +23,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .fused import IDENTITY, MSE, RELU, SIGMOID, SOFTMAX_CE
 from .blas import gemm_at_b
-from .vmath import vexp
+from .codes import IDENTITY, MSE, RELU, SOFTMAX_CE
+from .fused_math import _activate, _output_loss_and_delta
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True)
 def _bias_and_activation(Z, b, code):
-    """``Z = act(Z + b)`` in place; Z : (B, n), b : (n,).
-
-    One loop per activation, so each vectorises: the sigmoid is ``1 / (1 + e)`` or
-    ``e / (1 + e)`` with ``e = exp(-|v|)`` (never overflows), through the SIMD ``vexp``.
-    """
+    """``Z = act(Z + b)`` in place; Z : (B, n), b : (n,).  The activation is the per-sample
+    kernels' own (:func:`kernels.fused_math._activate`: one vectorised loop per code)."""
     nb, n = Z.shape
-    zero = Z.dtype.type(0)
-    one = Z.dtype.type(1)
     for i in range(nb):
         row = Z[i]
-        if code == SIGMOID:
-            for j in range(n):
-                v = row[j] + b[j]
-                e = vexp(-abs(v))
-                row[j] = (one if v >= zero else e) / (one + e)
-        elif code == RELU:
-            for j in range(n):
-                v = row[j] + b[j]
-                row[j] = v if (v > zero or v != v) else zero
-        else:
-            for j in range(n):
-                row[j] += b[j]
+        for j in range(n):
+            row[j] += b[j]
+        _activate(row, code)
 
 
 @njit(cache=True)
@@ -75,37 +61,20 @@ def _times_activation_grad(G, A, code):
 
 @njit(cache=True, error_model="numpy")
 def _loss_and_delta(Z, loss_kind, labels, targets, idx, delta, row_loss):
-    """Per-row loss into ``row_loss`` and d(mean loss)/dZ into ``delta``; Z, delta : (B, K)."""
+    """Per-row loss into ``row_loss`` and d(mean loss)/dZ into ``delta``; Z, delta : (B, K).
+
+    Every row is the per-sample kernels' loss (:func:`kernels.fused_math._output_loss_and_delta`),
+    its gradient scaled by 1/B for the batch mean.
+    """
     nb, K = Z.shape
-    dt = Z.dtype.type
-    inv_b = dt(1) / dt(nb)
+    inv_b = Z.dtype.type(1) / Z.dtype.type(nb)
     for i in range(nb):
-        z = Z[i]
         d = delta[i]
-        if loss_kind == SOFTMAX_CE:
-            lab = labels[idx[i]]
-            m = z[0]
-            for k in range(1, K):
-                if z[k] > m or z[k] != z[k]:
-                    m = z[k]
-            total = dt(0)
-            for k in range(K):
-                e = vexp(z[k] - m)
-                d[k] = e
-                total += e
-            for k in range(K):
-                d[k] = d[k] / total * inv_b
-            d[lab] -= inv_b
-            row_loss[i] = m + np.log(total) - z[lab]
-        else:
-            t = targets[idx[i]]
-            scale = dt(2) / dt(nb * K)
-            acc = dt(0)
-            for k in range(K):
-                diff = z[k] - t[k]
-                acc += diff * diff
-                d[k] = diff * scale
-            row_loss[i] = acc / dt(K)
+        label = labels[idx[i]] if loss_kind == SOFTMAX_CE else 0
+        target = targets[idx[i]] if loss_kind == MSE else d
+        row_loss[i] = _output_loss_and_delta(Z[i], K, loss_kind, label, target, d)
+        for k in range(K):
+            d[k] *= inv_b
 
 
 @njit(cache=True)
