@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .codes import IDENTITY, RELU, SIGMOID, SOFTMAX_CE
+from .codes import RELU, SIGMOID, SOFTMAX_CE
 from .vmath import vexp
 
 # Reassociation lets LLVM vectorise the dot products (x . delta); no "nnan"/"ninf",

@@ -301,17 +301,17 @@ def gemm(A, B, kc, mc, nc, work=None):
             for jc in range(0, P, nc):
                 cols = min(nc, P - jc)
                 _pack_b(B, pc, depth, jc, cols, nr, Bp)
-                for ir in range(0, rows, mr):
-                    tile_rows = min(mr, rows - ir)
+                for i_r in range(0, rows, mr):
+                    tile_rows = min(mr, rows - i_r)
                     for jr in range(0, cols, nr):
                         tile_cols = min(nr, cols - jr)
                         if tile_rows == mr and tile_cols == nr:
-                            _micro_kernel(depth, Ap, ir * depth, Bp, jr * depth, Cf, (ic + ir) * P + jc + jr, P)
+                            _micro_kernel(depth, Ap, i_r * depth, Bp, jr * depth, Cf, (ic + i_r) * P + jc + jr, P)
                         else:
                             edge[:] = 0
-                            _micro_kernel(depth, Ap, ir * depth, Bp, jr * depth, edge, 0, nr)
+                            _micro_kernel(depth, Ap, i_r * depth, Bp, jr * depth, edge, 0, nr)
                             for i in range(tile_rows):
-                                c_row = C[ic + ir + i, jc + jr:jc + jr + tile_cols]
+                                c_row = C[ic + i_r + i, jc + jr:jc + jr + tile_cols]
                                 for j in range(tile_cols):
                                     c_row[j] += edge[i * nr + j]
     return C

@@ -221,7 +221,6 @@ def _softmax(z):
     # SIMD vexp, the sum reassociated (so it vectorises), one multiply by 1/sum.
     Bn, K = z.shape
     s = np.empty_like(z)
-    one = z.dtype.type(1)
     for i in range(Bn):
         row = z[i]
         out = s[i]
