@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernels import fused as fk
-from kernels.fused_minibatch import sgd_minibatch_epoch
 
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
@@ -94,6 +93,9 @@ class FusedPlan:
             else:
                 losses, done = _run_threaded(self, X, labels, targets, order, lr, threads)
             return float(np.sum(losses[:done], dtype=np.float64)), (done if done < M else None)
+        # imported here: it loads SciPy's BLAS (~0.1 s), which `import net` should not pay for
+        from kernels.fused_minibatch import sgd_minibatch_epoch
+
         bs = (n_total or M) if self.batch_size is None else self.batch_size
         losses, done, bad = sgd_minibatch_epoch(self.weights, self.biases, self.bias_on, self.activations,
                                                 self.loss_kind, X, labels, targets, order, lr, bs,
