@@ -6,7 +6,7 @@ from numba import njit
 from kernels.blas import gemm_at_b
 
 
-@njit(cache=True)
+@njit  # not cached: gemm_at_b is inlined, and a cache under tests/ would not see kernels/blas.py change
 def _call(C, A, D, alpha, beta):
     gemm_at_b(C, A, D, alpha, beta)
 
