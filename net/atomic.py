@@ -2,11 +2,14 @@
 
 A crash or kill at any moment leaves either the old file or the complete new one,
 never a partial file under the target's name.  Temp files are hidden and end in
-``.tmp`` (see :func:`remove_stale_temp_files`).
+``.tmp`` (see :func:`remove_stale_temp_files`).  The file gets the permissions
+``open(path, "w")`` would give it: an existing file keeps its mode, a new one
+gets ``0o666`` minus the umask (``tempfile.mkstemp`` alone would leave 0600).
 """
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +27,7 @@ def atomic_write(path, mode: str = "wb"):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as f:
+            os.chmod(tmp, _mode_for(path))
             f.temp_path = Path(tmp)
             yield f
             f.flush()
@@ -32,6 +36,28 @@ def atomic_write(path, mode: str = "wb"):
         _fsync_dir(path.parent)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _mode_for(path: Path) -> int:
+    """Permission bits a plain ``open(path, "w")`` would leave: the existing file's, else 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -2,8 +2,8 @@
 
 The archive holds the arrays plus a JSON description (architecture, and for
 checkpoints the epoch, optimizer settings, RNG state, history).  Loading uses
-``allow_pickle=False`` and rebuilds layers from the JSON, so a file from a
-stranger cannot run code; a SHA-256 over everything inside catches truncated or
+``allow_pickle=False`` (and no error message ever suggests otherwise) and rebuilds
+layers from the JSON, so a file from a stranger cannot run code; a SHA-256 over everything inside catches truncated or
 edited files.  Writes go to a temp file in the same folder, are fsynced, then
 renamed over the target: a crash at any moment leaves the previous file intact.
 """
@@ -87,18 +87,44 @@ def save(model, path, *, extra: dict | None = None, arrays: dict | None = None) 
     return path
 
 
+def _not_ours(path, why: str) -> CheckpointError:
+    return CheckpointError(f"{path} is not a scratchnet .npz archive ({why})")
+
+
+def _arrays(path: Path) -> dict:
+    """Every array in the ``.npz`` at ``path``, never unpickling; :class:`CheckpointError` otherwise."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+        what = "a single .npy array" if head == b"\x93NUM" else "empty" if not head else "not a zip archive"
+        raise _not_ours(path, f"{what}; expected a file written by net.io.save or python -m net train")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {}
+            for key in z.files:
+                try:
+                    arrays[key] = z[key]
+                except ValueError as exc:
+                    if "pickle" in str(exc).lower():
+                        raise _not_ours(path, f"member {key!r} holds Python objects, which are never loaded") \
+                            from None
+                    raise
+            return arrays
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        why = "unreadable contents" if "pickle" in str(exc).lower() else exc  # never suggest unpickling
+        raise CheckpointError(f"{path}: not a readable .npz archive (truncated or damaged?): {why}") from None
+
+
 def read(path) -> tuple[dict, dict]:
     """``(meta, arrays)`` from a file written by :func:`save`, verified; :class:`CheckpointError` if not."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise CheckpointError(f"{path}: not a readable .npz archive (truncated or damaged?): {exc}") from None
+    arrays = _arrays(path)
     if "__meta__" not in arrays or "__digest__" not in arrays:
-        raise CheckpointError(f"{path}: not a scratchnet model file (no metadata)")
+        raise _not_ours(path, "no scratchnet metadata inside")
     meta_json = str(arrays.pop("__meta__"))
     digest = str(arrays.pop("__digest__"))
     if _digest(meta_json, arrays) != digest:
@@ -112,9 +138,21 @@ def read(path) -> tuple[dict, dict]:
     return meta, arrays
 
 
-def load(path, backend: str | None = None) -> Sequential:
-    """Rebuild the ``Sequential`` saved at ``path`` (a model file or a training checkpoint)."""
-    return _model_from(path, *read(path), backend)
+def load(path, backend: str | None = None, *, widths=None, dtype=None) -> Sequential:
+    """Rebuild the ``Sequential`` saved at ``path`` (a model file or a training checkpoint).
+
+    ``widths`` (e.g. ``[784, 512, 10]``) and ``dtype`` are checked against the file when given.
+    """
+    model = _model_from(path, *read(path), backend)
+    linears = [layer for layer in model.layers if isinstance(layer, Linear)]
+    if widths is not None:
+        found = [linears[0].in_features] + [layer.out_features for layer in linears] if linears else []
+        if found != [int(w) for w in widths]:
+            raise CheckpointError(f"{path}: layer widths {'-'.join(map(str, found)) or 'none'} do not match the "
+                                  f"expected {'-'.join(map(str, widths))}")
+    if dtype is not None and any(layer.dtype != np.dtype(dtype) for layer in linears):
+        raise CheckpointError(f"{path}: parameters are {linears[0].dtype}, expected {np.dtype(dtype)}")
+    return model
 
 
 def _model_from(path, meta: dict, arrays: dict, backend: str | None) -> Sequential:

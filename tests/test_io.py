@@ -34,8 +34,44 @@ def test_round_trip(tmp_path, backend, rng):
 def test_loading_never_unpickles(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, __meta__=np.array([object()], dtype=object), __digest__=np.array("x"))
-    with pytest.raises(io.CheckpointError, match="not a readable .npz archive"):
+    with pytest.raises(io.CheckpointError, match="holds Python objects, which are never loaded") as info:
         io.load(path)
+    assert "pickle" not in str(info.value).replace(str(path), "").lower()
+
+
+@pytest.mark.parametrize("content, why", [
+    ("text", "not a zip archive"), ("npy", "a single .npy array"), ("object-npy", "a single .npy array"),
+    ("empty", "empty"), ("pickle", "not a zip archive")])
+def test_foreign_files_are_named_and_never_suggest_unpickling(tmp_path, content, why):
+    path = tmp_path / "thing.npz"
+    if content == "text":
+        path.write_text("# scratchnet\n\nA README, not a model.\n")
+    elif content == "npy":
+        np.save(tmp_path / "a.npy", np.zeros(3))
+        path = tmp_path / "a.npy"
+    elif content == "object-npy":
+        np.save(tmp_path / "a.npy", np.array([object()], dtype=object), allow_pickle=True)
+        path = tmp_path / "a.npy"
+    elif content == "pickle":
+        import pickle
+
+        path.write_bytes(pickle.dumps({"W": [1, 2]}))
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(io.CheckpointError) as info:
+        io.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is not a scratchnet .npz archive ({why}")
+    assert "pickle" not in message.replace(str(path), "").lower() and "\n" not in message
+
+
+def test_load_checks_expected_widths_and_dtype(tmp_path):
+    path = io.save(Sequential(Linear(4, 6, rng=0), ReLU(), Linear(6, 3, rng=1)), tmp_path / "m.npz")
+    assert len(io.load(path, widths=[4, 6, 3], dtype="float32")) == 3
+    with pytest.raises(io.CheckpointError, match="m.npz: layer widths 4-6-3 do not match the expected 4-8-3"):
+        io.load(path, widths=[4, 8, 3])
+    with pytest.raises(io.CheckpointError, match="m.npz: parameters are float32, expected float64"):
+        io.load(path, dtype="float64")
 
 
 def test_truncated_file(tmp_path):
@@ -58,7 +94,7 @@ def test_tampered_file(tmp_path):
 
 def test_not_ours_and_missing(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(io.CheckpointError, match="not a scratchnet model file"):
+    with pytest.raises(io.CheckpointError, match=r"other.npz is not a scratchnet .npz archive \(no scratchnet metadata"):
         io.load(tmp_path / "other.npz")
     with pytest.raises(io.CheckpointError, match="no such file"):
         io.load(tmp_path / "nope.npz")
@@ -125,3 +161,26 @@ def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path):
         assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]
         with zipfile.ZipFile(target) as z:
             assert z.testzip() is None
+
+
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_respect_the_umask(tmp_path, umask, expected):
+    """Checkpoints, JSON and PNGs go through atomic_write: new files get 0o666 & ~umask, not mkstemp's 0600."""
+    from net.atomic import atomic_write
+
+    old = os.umask(umask)
+    try:
+        model_file = io.save(_model(), tmp_path / "m.npz")
+        with atomic_write(tmp_path / "h.json", "w") as f:
+            f.write("{}")
+    finally:
+        os.umask(old)
+    for path in (model_file, tmp_path / "h.json"):
+        assert oct(os.stat(path).st_mode & 0o777) == oct(expected), path
+
+
+def test_rewriting_a_file_keeps_its_mode(tmp_path):
+    path = io.save(_model(), tmp_path / "m.npz")
+    os.chmod(path, 0o640)
+    io.save(_model(), path)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o640)
