@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels import fused as fk
+from kernels import codes as fk  # the codes only: Numba and the compiled kernels load when a plan first runs
 
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
@@ -87,6 +87,8 @@ class FusedPlan:
         self._check(X, labels, targets, order)
         M = order.shape[0]
         if self.per_sample:
+            from kernels import fused as fk  # noqa: F811  (imports Numba; `import net` should not)
+
             if threads == 1:
                 losses, done = fk.sgd_epoch(self.weights, self.biases, self.bias_on, self.activations,
                                             self.loss_kind, X, labels, targets, order, lr)
@@ -217,6 +219,8 @@ def _velocities(model, optimizer, weights, biases, momentum):
 
 
 def _run_threaded(p: FusedPlan, X, labels, targets, order, lr, threads: int):
+    from kernels import fused as fk  # noqa: F811  (imports Numba; `import net` should not)
+
     sync = np.zeros(fk.SYNC_SLOTS, dtype=np.int64)
     width = max([X.shape[1]] + [w.shape[1] for w in p.weights])
     P = np.zeros((2, threads, width), dtype=p.dtype)   # partial layer outputs, per thread
