@@ -3,13 +3,37 @@
 ``get_backend("numpy")`` returns :mod:`kernels.reference` (pure NumPy),
 ``get_backend("numba")`` returns :mod:`kernels.jit` (Numba ``@njit``).  Both
 namespaces expose exactly the names in :data:`OPERATIONS`, each checked on every call
-by the same argument contract (:mod:`kernels.contract`).
+by the same argument contract (:mod:`kernels.contract`).  Importing this package does
+not import Numba: :mod:`kernels.jit` (and with it Numba and the compiled kernels) loads
+on the first ``get_backend("numba")``.
 """
 from __future__ import annotations
 
+import os
 from types import ModuleType
 
-from .numba_cache import invalidate_if_sources_changed
+#: Marks this package as scratchnet-numba's ``kernels``: other distributions (Hugging
+#: Face's ``kernels``) use the same import name, and ``import net`` checks for this.
+__scratchnet__ = "scratchnet-numba"
+
+
+def _refuse_shared_folder() -> None:
+    """Raise ImportError when another distribution also installed ``kernels/`` into our folder."""
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        others = sorted(e for e in os.listdir(folder) if e.startswith("kernels-") and e.endswith(".dist-info"))
+    except OSError:
+        return
+    if others:
+        raise ImportError(
+            f"{folder} holds {others[0]}: another distribution installs an import package named 'kernels' "
+            "(Hugging Face's?) into the same folder as scratchnet-numba, and each overwrites the other's files; "
+            "fix: pip uninstall kernels scratchnet-numba, then install each in its own venv")
+
+
+_refuse_shared_folder()
+
+from .numba_cache import invalidate_if_sources_changed  # noqa: E402
 
 invalidate_if_sources_changed()
 
