@@ -24,8 +24,11 @@ def _import_kernels() -> ModuleType:
         ours = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernels")
         where = os.path.dirname(spec.origin) if spec.origin else (list(spec.submodule_search_locations or ()) or ["?"])[0]
         if os.path.normcase(os.path.abspath(where)) != os.path.normcase(ours):
-            raise ImportError(f"'import kernels' finds {where}, not scratchnet-numba's kernels ({ours}): another "
-                              f"package named 'kernels' (Hugging Face's?) comes first on sys.path; {_FIX}")
+            installed = os.path.basename(os.path.dirname(os.path.abspath(where))) in ("site-packages", "dist-packages")
+            what, fix = (("another installed package named 'kernels' (Hugging Face's?)", _FIX) if installed else
+                         ("a folder named 'kernels'", "run from another folder or rename that one"))
+            raise ImportError(f"'import kernels' finds {where}, not scratchnet-numba's kernels ({ours}): "
+                              f"{what} comes first on sys.path; {fix}")
     import kernels
 
     if getattr(kernels, "__scratchnet__", None) is None:

@@ -64,14 +64,24 @@ def _fake_kernels(folder: Path) -> None:
     (folder / "kernels" / "__init__.py").write_text("raise RuntimeError('the foreign kernels package ran')\n")
 
 
-def test_a_foreign_kernels_first_on_sys_path_is_refused_before_it_runs(tmp_path):
-    _fake_kernels(tmp_path)    # the current folder comes first on sys.path
-    res = _python("import net", cwd=tmp_path)
+def test_an_installed_foreign_kernels_first_on_sys_path_is_refused_before_it_runs(tmp_path):
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    _fake_kernels(site)
+    res = _python("import net", cwd=tmp_path, PYTHONPATH=f"{site}:{ROOT}")
     assert res.returncode == 1
     last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("ImportError: 'import kernels' finds ") and str(tmp_path / "kernels") in last, last
+    assert last.startswith("ImportError: 'import kernels' finds ") and str(site / "kernels") in last, last
     assert "not scratchnet-numba's kernels" in last and "pip uninstall" in last and "venv" in last, last
     assert "foreign kernels package ran" not in res.stderr
+
+
+def test_a_kernels_folder_in_the_current_directory_is_named(tmp_path):
+    _fake_kernels(tmp_path)    # the current folder comes first on sys.path
+    res = _python("import net", cwd=tmp_path)
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.returncode == 1 and str(tmp_path / "kernels") in last and "a folder named 'kernels'" in last, last
+    assert "run from another folder" in last and "foreign kernels package ran" not in res.stderr
 
 
 def test_a_foreign_kernels_in_our_place_is_refused(tmp_path):
