@@ -39,3 +39,12 @@ def test_numba_linear_works_after_a_lazy_import():
             "ref = x @ layer.params['W'] + layer.params['b']\n"
             "print(before, 'numba' in sys.modules, y.dtype, bool(np.allclose(y, ref, rtol=1e-6)))")
     assert _run(code) == "False True float32 True"
+
+
+def test_startup_benchmark_children_report_each_phase():
+    from bench import startup
+
+    step = startup._child(startup._CHILD.replace("if STEP:", "if True:"))
+    assert set(step) == {"import", "step"} and step["import"] > 0 and step["step"] > 0
+    rows = startup.table({key: [3.0, 1.0, 2.0] for key in ("import", "warm", "cold", "floor")}).splitlines()
+    assert len(rows) == 5 and rows[1].split()[:4] == ["import", "net", "1.000s", "2.000s"], rows   # min, median
