@@ -26,6 +26,7 @@ import time
 import numpy as np
 from numba import njit
 
+from bench import output
 from net import CrossEntropyLoss, Linear, Sequential, Sigmoid, fit
 from net.data import fashion_mnist
 
@@ -248,8 +249,15 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=20000, help="samples timed for the fast variants")
     parser.add_argument("--slow-samples", type=int, default=2000, help="samples timed for the NumPy loops")
     parser.add_argument("--quick", action="store_true", help="few samples (smoke test)")
+    output.add_arguments(parser)
     args = parser.parse_args(argv)
-    print(report(measure(args.samples, args.slow_samples, args.quick)))
+    try:
+        folder = output.chosen_dir(args)
+    except output.OutputError as exc:
+        parser.error(str(exc))
+    text = report(measure(args.samples, args.slow_samples, args.quick))
+    print(text)
+    print(f"wrote {output.write_text(folder, 'persample.md', text + chr(10))}")
     return 0
 
 

@@ -3,8 +3,9 @@
     python -m net bench kernels [--quick]         # or: python -m bench.report [--quick]
     python -m net bench kernels --compare OLD.json NEW.json
 
-Writes ``bench/results/<machine>/``: ``results.json`` (every timing with machine
-info and measured peaks), ``results.md`` (time, GFLOP/s, GB/s, speed-up vs the
+Writes into ``./bench-results/<machine>/`` (or ``--out DIR``; the committed
+``bench/results/<machine>/`` only with ``--update-baseline``, see ``bench.output``):
+``results.json`` (every timing with machine info and measured peaks), ``results.md`` (time, GFLOP/s, GB/s, speed-up vs the
 baseline in each group, and the goals as measured ratios), ``matmul_gflops.png``
 and ``roofline.png``.  ``--quick`` (sizes up to 1,024 rows / 256x256 matmuls)
 finishes in well under two minutes; ``--compare`` flags groups that got slower
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import machine
+from bench import machine, output
+from net.extras import MissingExtra, require
 
 HERE = Path(__file__).resolve().parent
 SUITE = HERE / "test_kernels.py"
@@ -32,13 +34,13 @@ REGRESSION_FLOOR = 0.10   # never call less than a 10% slow-down a regression
 
 def run_suite(size_set: str, max_time: float) -> list[dict]:
     """Run the pytest-benchmark suite in a subprocess; return its benchmark records."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:  # also the working directory: nothing lands in the package
         out = Path(tmp) / "raw.json"
         cmd = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider", "--benchmark-enable",
                "--benchmark-only", f"--benchmark-json={out}", f"--benchmark-max-time={max_time}",
                "--benchmark-min-rounds=3", "--benchmark-warmup=off", "--rootdir", str(HERE.parent)]
-        env = dict(os.environ, SCRATCHNET_BENCH_SIZES=size_set)
-        res = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True)
+        env = dict(os.environ, SCRATCHNET_BENCH_SIZES=size_set, PYTHONDONTWRITEBYTECODE="1")
+        res = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
         if res.returncode != 0 or not out.exists():
             raise RuntimeError(f"benchmark suite failed (exit {res.returncode}):\n"
                                f"{res.stdout[-3000:]}\n{res.stderr[-2000:]}")
@@ -162,7 +164,7 @@ def charts(result: dict, out: Path) -> list[Path]:
     written.append(_save(fig, out / "matmul_gflops.png"))
 
     peak, bw = result["peaks"]["peak_gflops"], result["peaks"]["bandwidth_gbs"]
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     xs = np.logspace(-2, 3, 200)
     ax.plot(xs, np.minimum(peak, bw * xs), "k-", lw=2, label=f"roofline: {peak:.0f} GFLOP/s, {bw:.0f} GB/s")
     largest = {}
@@ -171,13 +173,18 @@ def charts(result: dict, out: Path) -> list[Path]:
             key = r["op"]
             if key not in largest or r["flops"] > largest[key]["flops"]:
                 largest[key] = r
-    for op, r in sorted(largest.items()):
-        ax.scatter(r["intensity"], r["gflops"], s=30)
-        ax.annotate(op, (r["intensity"], r["gflops"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    # Kernels cluster at similar intensities, so names next to the points overlap: each point gets its own
+    # colour and marker instead, named in a legend outside the axes (ordered by GFLOP/s, top first).
+    colours, markers = plt.get_cmap("tab10").colors, "os^DvP*X<>"
+    ordered = sorted(largest.items(), key=lambda item: -item[1]["gflops"])
+    for k, (op, r) in enumerate(ordered):
+        ax.scatter(r["intensity"], r["gflops"], s=45, color=colours[k % 10], marker=markers[(k // 10 + k) % 10],
+                   edgecolors="black", linewidths=0.4, label=f"{op} ({r['gflops']:.1f})", zorder=3)
     ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP/byte)", ylabel="GFLOP/s",
            title="Numba kernels (float32, largest size) on the measured single-core roofline")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0.0,
+              title="kernel (GFLOP/s)", title_fontsize=8)
     written.append(_save(fig, out / "roofline.png"))
     return written
 
@@ -210,7 +217,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, well under two minutes")
     parser.add_argument("--sizes", choices=("full", "quick", "tiny"), default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=None, help="results folder (default bench/results/<machine>)")
+    parser.add_argument("--out", default=None, help="results folder (default: ./bench-results/<machine>)")
+    parser.add_argument("--update-baseline", action="store_true",
+                        help="write the committed baseline bench/results/<machine> of this checkout instead")
     parser.add_argument("--max-time", type=float, default=None, help="seconds per benchmark (pytest-benchmark)")
     parser.add_argument("--compare", nargs=2, metavar=("OLD_JSON", "NEW_JSON"))
     args = parser.parse_args(argv)
@@ -218,23 +227,31 @@ def main(argv=None) -> int:
         text, regressions = compare(*args.compare)
         print(text)
         return 1 if regressions else 0
+    try:
+        require("pytest", "dev", "the kernel benchmarks")
+        require("pytest_benchmark", "dev", "the kernel benchmarks")
+        meta = machine.info()
+        out = output.results_dir(machine.slug(meta), args.out, update_baseline=args.update_baseline)
+    except (MissingExtra, output.OutputError) as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 2
     size_set = args.sizes or ("quick" if args.quick else "full")
     max_time = args.max_time or {"full": 0.5, "quick": 0.1, "tiny": 0.005}[size_set]
-    meta = machine.info()
     t0 = time.perf_counter()
     raw = run_suite(size_set, max_time)
     result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "size_set": size_set, "machine": meta,
               "peaks": machine.peaks(small=size_set == "tiny"), "rows": rows_from(raw)}
-    out = Path(args.out) if args.out else HERE / "results" / machine.slug(meta)
-    out.mkdir(parents=True, exist_ok=True)
     name = "results.json" if size_set == "full" else f"results-{size_set}.json"
-    (out / name).write_text(json.dumps(result, indent=1))
     md = markdown(result)
-    (out / name.replace(".json", ".md")).write_text(md)
-    charts(result, out)
+    written = [output.write_text(out, name, json.dumps(result, indent=1)),
+               output.write_text(out, name.replace(".json", ".md"), md)]
+    try:
+        written += charts(result, out)
+    except MissingExtra as exc:
+        print(f"no charts written: {exc}", file=sys.stderr)
     print("\n".join(md.splitlines()[:12 + len(goals(result["rows"]))]))
-    print(f"\n{len(result['rows'])} timings in {time.perf_counter() - t0:.0f} s; wrote {out}/{name}, "
-          f"{name.replace('.json', '.md')}, matmul_gflops.png, roofline.png")
+    print(f"\n{len(result['rows'])} timings in {time.perf_counter() - t0:.0f} s; wrote "
+          + ", ".join(str(p) for p in written))
     return 0
 
 

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from bench import output
 from bench.machine import cache_lines, info
 from net import CrossEntropyLoss, Linear, Sequential, Sigmoid, fit
 from net.data import fashion_mnist
@@ -191,8 +192,15 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=20000, help="training samples per run (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=5, help="side-by-side repeats (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="4096 samples, 2 repeats")
+    output.add_arguments(p)
     args = p.parse_args(argv)
-    print(report(measure(args.samples, args.repeats, args.quick)))
+    try:
+        folder = output.chosen_dir(args)
+    except output.OutputError as exc:
+        p.error(str(exc))
+    text = report(measure(args.samples, args.repeats, args.quick))
+    print(text)
+    print(f"wrote {output.write_text(folder, 'training.md', text + chr(10))}")
     return 0
 
 

@@ -70,22 +70,58 @@ def init_depth_stds(depth: int = 152, width: int = 512, batch: int = 256, seed: 
     return stds
 
 
+#: Stds above this are off the init-depth chart: an exploding run is cut there and marked, so the
+#: y-axis is not stretched to 1e153 (or inf) and the stable curves stay readable.
+STD_CEILING = 1e6
+
+
 @_experiment("init-depth")
 def init_depth(out: Path, quick: bool = False) -> str:
-    from .plot import _pyplot, _save
+    from .plot import _save
 
     depth = 152
     stds = init_depth_stds(depth, batch=64 if quick else 256)
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, s in stds.items():
-        ax.semilogy(np.arange(1, depth + 1), np.where(np.isfinite(s) & (s > 0), s, np.nan), label=name)
-    ax.set(xlabel="layer", ylabel="activation std (log)", title=f"{depth} layers of 512x512 weights")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    _save(fig, out / "init-depth.png")
+    _save(init_depth_figure(stds), out / "init-depth.png")
     rows = [[name, f"{s[0]:.3g}", f"{s[9]:.3g}", f"{s[-1]:.3g}"] for name, s in stds.items()]
     return _table(["weights", "std after 1", "after 10", f"after {depth}"], rows)
+
+
+def init_depth_figure(stds: dict[str, np.ndarray]):
+    """Std per layer, log scale, one line style and marker per scheme; runs past STD_CEILING cut and marked."""
+    from .plot import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    styles = [("-", "o"), ("--", "s"), ("-.", "^"), (":", "D")]
+    depth = max(len(s) for s in stds.values())
+    floor = STD_CEILING
+    for k, (name, s) in enumerate(stds.items()):
+        layers = np.arange(1, len(s) + 1)
+        shown = np.where(np.isfinite(s) & (s > 0) & (s <= STD_CEILING), s, np.nan)
+        label = name
+        over = np.flatnonzero(~(np.isfinite(s) & (s <= STD_CEILING)))
+        if over.size:
+            first = over[0]
+            shown[first:] = np.nan  # cut at the first layer off the chart
+            overflow = np.flatnonzero(~np.isfinite(s))
+            label += (f" (explodes: > {STD_CEILING:.0e} from layer {first + 1}"
+                      + (f", overflow at {overflow[0] + 1})" if overflow.size else ")"))
+        linestyle, marker = styles[k % len(styles)]
+        line, = ax.plot(layers, shown, linestyle=linestyle, marker=marker, markevery=(3 * k, 15), markersize=5,
+                        lw=1.6, label=label)
+        if over.size:
+            ax.plot([first + 1], [STD_CEILING], marker="^", markersize=10, color=line.get_color(), clip_on=False)
+            ax.annotate(f"std {s[first]:.1e}" if np.isfinite(s[first]) else "std overflows", (first + 1, STD_CEILING),
+                        xytext=(6, -12), textcoords="offset points", fontsize=8, color=line.get_color())
+        if np.any(np.isfinite(shown)):
+            floor = min(floor, np.nanmin(shown))
+    ax.set_yscale("log")
+    ax.set_ylim(max(floor / 10, 1e-300), STD_CEILING * 10)
+    ax.set_xlim(0, depth + 1)
+    ax.set(xlabel="layer", ylabel="activation std (log)", title=f"{depth} layers of 512x512 weights")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    return fig
 
 
 # ---- losses -------------------------------------------------------------------------------

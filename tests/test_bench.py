@@ -1,25 +1,80 @@
 """The benchmark code itself, on tiny sizes: it runs, the JSON has its fields, charts are written,
 --compare flags a slow-down.  No timing thresholds here."""
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pytest_benchmark")
 pytest.importorskip("matplotlib")
 
-from bench import report  # noqa: E402
+from bench import machine, output, report  # noqa: E402
 from bench.cases import all_cases  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = [ROOT / name for name in ("bench", "net", "kernels")]
+
+
+def _result_files():
+    """Results-like files (JSON, Markdown, PNG) under the package folders, with their mtimes."""
+    return {p: p.stat().st_mtime_ns for d in PACKAGES for p in d.rglob("*")
+            if p.suffix in (".json", ".md", ".png") and "__pycache__" not in p.parts}
+
+
+_PACKAGE_FILES = {}
 
 
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench")
-    assert report.main(["--sizes", "tiny", "--out", str(out)]) == 0
-    return out
+    """A tiny-size run with no --out, from a scratch working directory: results land in ./bench-results."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    before, here = _result_files(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        assert report.main(["--sizes", "tiny"]) == 0
+    finally:
+        os.chdir(here)
+    _PACKAGE_FILES.update(before=before, after=_result_files())
+    return cwd / "bench-results" / machine.slug(machine.info())
+
+
+def test_by_default_results_go_to_the_working_directory_not_the_package(tiny_results):
+    assert sorted(p.name for p in tiny_results.iterdir()) == [
+        "matmul_gflops.png", "results-tiny.json", "results-tiny.md", "roofline.png"]
+    assert _PACKAGE_FILES["after"] == _PACKAGE_FILES["before"]   # nothing new or rewritten under bench/net/kernels
+
+
+def test_update_baseline_is_explicit_and_only_in_a_checkout(tmp_path, monkeypatch):
+    monkeypatch.setattr(output, "BASELINE", tmp_path / "checkout" / "bench" / "results")
+    assert output.results_dir("cpu-2c", update_baseline=True) == tmp_path / "checkout" / "bench" / "results" / "cpu-2c"
+    assert output.results_dir("cpu-2c", tmp_path / "mine") == tmp_path / "mine"
+    with pytest.raises(output.OutputError, match="--out and --update-baseline exclude each other"):
+        output.results_dir("cpu-2c", tmp_path / "mine", update_baseline=True)
+    monkeypatch.setattr(output, "PACKAGE", tmp_path / "site-packages" / "bench")
+    with pytest.raises(output.OutputError, match="bench is installed at .*site-packages.*use --out DIR"):
+        output.results_dir("cpu-2c", update_baseline=True)
+
+
+def test_cli_bench_forwards_out_and_update_baseline(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "net", "bench", "--quick", "--out", str(tmp_path),
+                          "--update-baseline"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 2 and "--out and --update-baseline exclude each other" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_without_the_dev_extra_one_line_names_it(tmp_path):
+    code = ("import sys; sys.modules['pytest_benchmark'] = None\n"
+            "from bench.report import main\n"
+            f"sys.exit(main(['--sizes', 'tiny', '--out', {str(tmp_path / 'out')!r}]))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pytest_benchmark is not installed" in lines[0]
+    assert 'pip install -e ".[dev]"' in lines[0] and not (tmp_path / "out").exists()
 
 
 def test_every_group_has_its_implementations():
