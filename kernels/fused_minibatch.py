@@ -78,6 +78,24 @@ def _loss_and_delta(Z, loss_kind, labels, targets, idx, delta, row_loss):
 
 
 @njit(cache=True)
+def _batch_mean_loss(row_loss, nb, start):
+    """``(mean of row_loss[:nb] in float64, epoch position of its first non-finite row or -1,
+    whether the mean is finite)``.
+
+    The one place of the epoch that computes in float64 on float32 data, on purpose: the
+    reported batch loss is float64 (as :func:`kernels.reference.sgd_minibatch_epoch`'s).
+    """
+    total = 0.0
+    bad = -1
+    for i in range(nb):
+        total += row_loss[i]
+        if bad < 0 and not np.isfinite(row_loss[i]):
+            bad = start + i
+    total /= nb
+    return total, bad, np.isfinite(total)
+
+
+@njit(cache=True)
 def _update(W, G, lr):
     """``W -= lr G``; W, G flat of one length."""
     for k in range(W.shape[0]):
@@ -145,14 +163,8 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
         Z = acts[offsets[L]:offsets[L] + nb * K].reshape(nb, K)
         delta = d0[:nb * K].reshape(nb, K)
         _loss_and_delta(Z, loss_kind, labels, targets, idx, delta, row_loss)
-        total = 0.0
-        bad = -1
-        for i in range(nb):
-            total += row_loss[i]
-            if bad < 0 and not np.isfinite(row_loss[i]):
-                bad = start + i
-        total /= nb
-        if not np.isfinite(total):
+        total, bad, finite = _batch_mean_loss(row_loss, nb, start)
+        if not finite:
             return losses, bi, bad
         losses[bi] = total
         cur = 0
