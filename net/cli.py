@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("suite", choices=["kernels", "persample"], nargs="?", default="kernels")
     b.add_argument("--quick", action="store_true")
     b.add_argument("--compare", nargs=2, metavar=("OLD_JSON", "NEW_JSON"), help="kernels: diff two result files")
+    b.add_argument("--out", default=None, help="results folder (default: ./bench-results/<machine>)")
+    b.add_argument("--update-baseline", action="store_true",
+                   help="write into the checkout's committed bench/results/<machine> instead")
     return p
 
 
@@ -173,7 +176,7 @@ def cmd_train(args) -> int:
     print(f"run folder: {run_dir}")
     history = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
     if history:
-        print(f"final test accuracy {100 * history[-1]['test_acc']:.2f}% -- see {run_dir}/curves.png")
+        print(f"final test accuracy {100 * history[-1]['test_acc']:.2f}%")
     return 0
 
 
@@ -182,15 +185,20 @@ def _load_run(run_dir):
     from .runs import load_data, read_config
 
     run_dir = Path(run_dir)
-    path = run_dir / "checkpoint.npz"
+    path = run_dir / "model.npz"
     if not path.is_file():
-        raise UsageError(f"{run_dir}: no checkpoint.npz; pass a run folder written by 'python -m net train'")
+        if not (run_dir / "checkpoint.npz").is_file():
+            raise UsageError(f"{run_dir}: no model.npz, no checkpoint.npz; pass a run folder written by "
+                             "'python -m net train'")
+        path = run_dir / "checkpoint.npz"
+        print(f"{run_dir}: no model.npz (the run did not finish); using its last checkpoint", file=sys.stderr)
     cfg = read_config(run_dir)
-    model = io.load(path, backend=cfg.backend)
+    model = io.load(path, backend=cfg.backend, widths=cfg.layers, dtype=cfg.dtype)  # verified: digest, shapes
     return cfg, model, load_data(cfg, progress=False)
 
 
 def cmd_evaluate(args) -> int:
+    from .extras import MissingExtra
     from .plot import confusion
     from .runs import LOSSES, score_test_set
 
@@ -204,8 +212,11 @@ def cmd_evaluate(args) -> int:
         print(f"{name:<{width}}  {100 * cm[k, k] / total:6.2f}%" if total else f"{name:<{width}}     n/a")
     print("confusion matrix (rows: true, columns: predicted):")
     print(np.array2string(cm, max_line_width=200))
-    out = confusion(cm, data.class_names, Path(args.run_dir) / "confusion.png", title="test confusion matrix")
-    print(f"wrote {out}")
+    try:
+        out = confusion(cm, data.class_names, Path(args.run_dir) / "confusion.png", title="test confusion matrix")
+        print(f"wrote {out}")
+    except MissingExtra as exc:
+        print(f"no figure written: {exc}", file=sys.stderr)
     return 0
 
 
@@ -216,7 +227,9 @@ def _read_image(path: str) -> np.ndarray:
     if p.suffix == ".npy":
         img = np.load(p, allow_pickle=False).astype(np.float64)
     elif p.suffix.lower() == ".png":
-        import matplotlib.image as mpimg
+        from .extras import require
+
+        mpimg = require("matplotlib.image", "plot", "reading .png images")
 
         img = mpimg.imread(p).astype(np.float64)
         if img.ndim == 3:
@@ -261,14 +274,15 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    where = (["--out", args.out] if args.out else []) + (["--update-baseline"] if args.update_baseline else [])
     if args.suite == "persample":
         from bench.persample import main as persample_main
 
-        return persample_main(["--quick"] if args.quick else [])
+        return persample_main((["--quick"] if args.quick else []) + where)
     from bench.report import main as report_main
 
     argv = (["--quick"] if args.quick else []) + (["--compare", *args.compare] if args.compare else [])
-    return report_main(argv)
+    return report_main(argv + where)
 
 
 def main(argv=None) -> int:
@@ -289,9 +303,10 @@ def main(argv=None) -> int:
         return 130
     except Exception as exc:
         from .data import DatasetError
+        from .extras import MissingExtra
         from .io import CheckpointError
 
-        if isinstance(exc, (DatasetError, CheckpointError)):
+        if isinstance(exc, (DatasetError, CheckpointError, MissingExtra)):
             print(f"python -m net: {exc}", file=sys.stderr)
             return 1
         raise

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import platform
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -129,16 +128,11 @@ def versions() -> dict:
             "numba": numba.__version__, "platform": platform.platform()}
 
 
-def _plots(run_dir: Path, history: list, cm: np.ndarray, names) -> None:
-    try:
-        from .plot import confusion, curves
-    except ImportError:  # pragma: no cover
-        return
-    try:
-        curves(history, run_dir / "curves.png")
-        confusion(cm, names, run_dir / "confusion.png", title="test confusion matrix")
-    except ImportError as exc:
-        warnings.warn(f"no plots written: {exc}", stacklevel=2)
+def _plots(run_dir: Path, history: list, cm: np.ndarray, names) -> list[Path]:
+    """The figures actually written (none without matplotlib: one line names the extra instead)."""
+    from .plot import run_figures
+
+    return run_figures(run_dir, history, cm, names)
 
 
 def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = True, log=print) -> list[dict]:
@@ -190,7 +184,9 @@ def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = Tru
     if cm is None:  # nothing left to train: still refresh the pictures from the checkpoint's model
         cm = score_test_set(model, loss, data)[2]
     io.save(model, run_dir / "model.npz", extra={"config": asdict(cfg)})
-    _plots(run_dir, history, cm, data.class_names)
+    figures = _plots(run_dir, history, cm, data.class_names)
+    if figures:
+        log("figures: " + ", ".join(str(p) for p in figures))
     return history
 
 
