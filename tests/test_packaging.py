@@ -70,7 +70,7 @@ def test_an_installed_foreign_kernels_first_on_sys_path_is_refused_before_it_run
     _fake_kernels(site)
     res = _python("import net", cwd=tmp_path, PYTHONPATH=f"{site}:{ROOT}")
     assert res.returncode == 1
-    last = res.stderr.strip().splitlines()[-1]
+    last = (res.stderr.strip().splitlines() or ["<no error>"])[-1]
     assert last.startswith("ImportError: 'import kernels' finds ") and str(site / "kernels") in last, last
     assert "not scratchnet-numba's kernels" in last and "pip uninstall" in last and "venv" in last, last
     assert "foreign kernels package ran" not in res.stderr
@@ -79,9 +79,28 @@ def test_an_installed_foreign_kernels_first_on_sys_path_is_refused_before_it_run
 def test_a_kernels_folder_in_the_current_directory_is_named(tmp_path):
     _fake_kernels(tmp_path)    # the current folder comes first on sys.path
     res = _python("import net", cwd=tmp_path)
-    last = res.stderr.strip().splitlines()[-1]
+    last = (res.stderr.strip().splitlines() or ["<no error>"])[-1]
     assert res.returncode == 1 and str(tmp_path / "kernels") in last and "a folder named 'kernels'" in last, last
     assert "run from another folder" in last and "foreign kernels package ran" not in res.stderr
+
+
+def test_a_leftover_kernels_folder_shadowing_an_editable_install_is_named(tmp_path):
+    # pip uninstall leaves kernels/__pycache__ behind when it holds files pip did not write (Numba's cache);
+    # that folder is then a namespace package, found before an editable install's finder is asked
+    site = tmp_path / "site-packages"
+    (site / "kernels" / "__pycache__").mkdir(parents=True)
+    (site / "kernels" / "__pycache__" / "scratchnet-sources.sha256").write_text("0\n")
+    editable = ("import sys, importlib.machinery as m\n"
+                "class Editable:\n"
+                "    @staticmethod\n"
+                "    def find_spec(name, path=None, target=None):\n"
+                f"        return m.PathFinder.find_spec(name, [{str(ROOT)!r}]) if name in ('net', 'kernels') else None\n"
+                "sys.meta_path.insert(sys.meta_path.index(m.PathFinder) + 1, Editable)\n"
+                "import net\n")
+    res = _python(editable, cwd=tmp_path, PYTHONPATH=str(site))
+    last = (res.stderr.strip().splitlines() or ["<no error>"])[-1]
+    assert res.returncode == 1 and str(site / "kernels") in last and "without __init__.py" in last, last
+    assert "delete that folder" in last, last
 
 
 def test_a_foreign_kernels_in_our_place_is_refused(tmp_path):
@@ -90,7 +109,7 @@ def test_a_foreign_kernels_in_our_place_is_refused(tmp_path):
     (tmp_path / "kernels").mkdir()
     (tmp_path / "kernels" / "__init__.py").write_text("def get_kernel(name): ...\n")
     res = _python("import net", cwd=tmp_path)
-    last = res.stderr.strip().splitlines()[-1]
+    last = (res.stderr.strip().splitlines() or ["<no error>"])[-1]
     assert res.returncode == 1 and last.startswith("ImportError: 'kernels' (") and "is not scratchnet-numba's" in last
     assert "pip uninstall" in last, last
 
@@ -99,7 +118,7 @@ def test_kernels_refuses_a_folder_shared_with_another_kernels_distribution(tmp_p
     shutil.copytree(ROOT / "kernels", tmp_path / "kernels", ignore=_IGNORE)
     (tmp_path / "kernels-0.4.4.dist-info").mkdir()      # e.g. Hugging Face's, installed into the same folder
     res = _python("import kernels", cwd=tmp_path)
-    last = res.stderr.strip().splitlines()[-1]
+    last = (res.stderr.strip().splitlines() or ["<no error>"])[-1]
     assert res.returncode == 1 and "kernels-0.4.4.dist-info" in last and "overwrites" in last, last
     assert "pip uninstall kernels scratchnet-numba" in last, last
 
@@ -108,3 +127,4 @@ def test_our_kernels_carry_the_marker():
     import kernels
 
     assert kernels.__scratchnet__ == DIST
+
