@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels import codes as fk  # the codes only: Numba and the compiled kernels load when a plan first runs
+# the codes only: Numba and the compiled kernels load when a plan first runs
+from kernels import codes as fk
 
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
@@ -87,7 +88,8 @@ class FusedPlan:
         self._check(X, labels, targets, order)
         M = order.shape[0]
         if self.per_sample:
-            from kernels import fused as fk  # noqa: F811  (imports Numba; `import net` should not)
+            # imports Numba, which `import net` should not
+            from kernels import fused as fk
 
             if threads == 1:
                 losses, done = fk.sgd_epoch(self.weights, self.biases, self.bias_on, self.activations,
@@ -219,7 +221,8 @@ def _velocities(model, optimizer, weights, biases, momentum):
 
 
 def _run_threaded(p: FusedPlan, X, labels, targets, order, lr, threads: int):
-    from kernels import fused as fk  # noqa: F811  (imports Numba; `import net` should not)
+    # imports Numba, which `import net` should not
+    from kernels import fused as fk
 
     sync = np.zeros(fk.SYNC_SLOTS, dtype=np.int64)
     width = max([X.shape[1]] + [w.shape[1] for w in p.weights])
