@@ -95,3 +95,10 @@ def test_evaluate_uses_the_final_model_file(run_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[0] != trained and "test accuracy 33.33%" in res.stdout.splitlines()[0]
     assert np.isfinite(float(res.stdout.split("test loss ")[1].split()[0]))
+
+
+def test_predict_a_png_without_matplotlib_names_the_extra(run_dir, tmp_path):
+    (tmp_path / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    res = cli("predict", run_dir, "--image", tmp_path / "digit.png", block=["matplotlib"])
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().count("\n") == 0 and 'pip install -e ".[plot]"' in res.stderr
