@@ -274,6 +274,15 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    try:
+        import bench  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "bench":
+            raise
+        print(f"{getattr(args, 'prog', 'python -m net')} bench: the benchmarks run from a source checkout (bench/ is "
+              "not installed with scratchnet-numba); clone the repository and run this from its top folder",
+              file=sys.stderr)
+        return 1
     where = (["--out", args.out] if args.out else []) + (["--update-baseline"] if args.update_baseline else [])
     if args.suite == "persample":
         from bench.persample import main as persample_main
