@@ -1,7 +1,9 @@
 """Command line: ``python -m net train | evaluate | predict | experiment | bench`` (also the ``scratchnet`` script).
 
-Usage errors (unknown choices, malformed ``--layers``, impossible settings) print
-one line saying what is wrong and what is valid, and exit with status 2.
+Usage errors (unknown choices, malformed ``--layers``, impossible settings, a ``--data-root``
+without the data) print one line saying what is wrong and what is valid, and exit with
+status 2; a diverged training run prints one line and exits with 1; Ctrl-C exits with 130.
+Messages name the program as the user typed it (``scratchnet`` or ``python -m net``).
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from . import init as initializers
+from .data.errors import DatasetNotFoundError
 from .runs import ACTIVATIONS, DATASETS, DEFAULT_LAYERS, LOSSES, RunConfig
+from .train import TrainingDivergedError
 
 
 class UsageError(Exception):
@@ -69,8 +73,18 @@ def _fraction(text):
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m net", description="scratchnet: train, evaluate and benchmark from the shell")
+def prog_name(argv0: str | None = None) -> str:
+    """The program as the user typed it: ``python -m net`` for the module, else the script's name."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    name = Path(argv0).name
+    if not argv0 or name in ("__main__.py", "-c", "-m"):
+        return "python -m net"
+    return name.removesuffix(".exe")
+
+
+def build_parser(prog: str = "python -m net") -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description="scratchnet: train, evaluate and benchmark from the shell")
+    p.set_defaults(prog=prog)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a network (defaults: the tutorial network on Fashion-MNIST)")
@@ -162,7 +176,7 @@ def cmd_train(args) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "checkpoint.npz").is_file():
             raise UsageError(f"--resume {run_dir}: no checkpoint.npz there; pass a run folder written by "
-                             "'python -m net train --out RUN_DIR'")
+                             f"'{args.prog} train --out RUN_DIR'")
         cfg = read_config(run_dir)
         if args.epochs is not None:
             cfg.epochs = args.epochs
@@ -174,10 +188,30 @@ def cmd_train(args) -> int:
         if (run_dir / "checkpoint.npz").exists():
             raise UsageError(f"--out {run_dir} already holds a run; use --resume {run_dir} or another --out")
     print(f"run folder: {run_dir}")
-    history = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    try:
+        history = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    except KeyboardInterrupt:
+        return _interrupted(run_dir, args.prog)
+    except TrainingDivergedError as exc:
+        print(f"{args.prog}: training diverged: {exc} (--lr {cfg.lr:g} now); {run_dir}/history.json records "
+              "the failure", file=sys.stderr)
+        return 1
+    except DatasetNotFoundError as exc:
+        if cfg.data_root is None:
+            raise
+        raise UsageError(str(exc)) from None
     if history:
         print(f"final test accuracy {100 * history[-1]['test_acc']:.2f}%")
     return 0
+
+
+def _interrupted(run_dir: Path, prog: str) -> int:
+    if (run_dir / "checkpoint.npz").is_file():
+        print(f"interrupted; the last finished epoch's checkpoint is intact (resume with {prog} train --resume "
+              f"{run_dir})", file=sys.stderr)
+    else:
+        print("interrupted before the first epoch finished; there is no checkpoint to resume from", file=sys.stderr)
+    return 130
 
 
 def _load_run(run_dir):
@@ -295,20 +329,22 @@ def cmd_bench(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    """Run the command line; ``argv`` defaults to ``sys.argv[1:]``.  Returns the exit status."""
+    prog = prog_name() if argv is None else "python -m net"
+    parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
         handler = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench,
                    "experiment": cmd_experiment}
         return handler[args.command](args)
     except UsageError as exc:
-        print(f"python -m net: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. head
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("interrupted; the last finished epoch's checkpoint is intact (resume with --resume)", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         from .data import DatasetError
@@ -316,6 +352,6 @@ def main(argv=None) -> int:
         from .io import CheckpointError
 
         if isinstance(exc, (DatasetError, CheckpointError, MissingExtra)):
-            print(f"python -m net: {exc}", file=sys.stderr)
+            print(f"{prog}: {exc}", file=sys.stderr)
             return 1
         raise

@@ -5,7 +5,9 @@ Used by ``python -m net train/evaluate/predict``; usable from Python too.
 Run folder layout::
 
     config.json      everything needed to rerun (and the versions that ran it)
-    history.json     one dict per epoch: losses, accuracies, time, samples/s
+    history.json     {"status": "running" | "finished" | "failed" | "interrupted", "message": why it
+                     failed or stopped (else null), "epochs": one dict per finished epoch: losses,
+                     accuracies, seconds and samples/s (Numba's compile time not included)}
     checkpoint.npz   last finished epoch: weights, optimizer state, epoch, RNG state
     model.npz        final weights (``net.io.load`` reads either file)
     curves.png       loss and accuracy per epoch
@@ -16,18 +18,19 @@ from __future__ import annotations
 import json
 import platform
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import io, metrics
+from . import interrupt, io, metrics
 from .atomic import atomic_write
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
 from .model import Sequential
 from .optim import SGD
-from .train import fit, predict
+from .train import TrainingDivergedError, fit, predict
 
 ACTIVATIONS = {"sigmoid": Sigmoid, "relu": ReLU, "identity": None}
 LOSSES = {"softmax-ce": lambda backend: CrossEntropyLoss(backend=backend),
@@ -92,7 +95,8 @@ def load_data(cfg: RunConfig, progress: bool = True) -> Data:
         X_test, y_test = spiral(100, k, rng=cfg.seed + 1, dtype=cfg.dtype)
         names = tuple(str(i) for i in range(k))
     else:
-        X, y, X_test, y_test = load_by_name(cfg.dataset, cfg.data_root, dtype=cfg.dtype, progress=progress)
+        X, y, X_test, y_test = load_by_name(cfg.dataset, cfg.data_root, dtype=cfg.dtype, progress=progress,
+                                            root_arg="--data-root=")
         names = FASHION_MNIST_CLASSES if cfg.dataset == "fashion-mnist" else MNIST_CLASSES
     if cfg.limit is not None:
         X, y = X[:cfg.limit], y[:cfg.limit]
@@ -140,12 +144,17 @@ def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = Tru
 
     With ``resume`` the weights, optimizer state, epoch counter and shuffling RNG
     come from ``run_dir/checkpoint.npz``, so an interrupted and resumed run ends
-    with the same weights as an uninterrupted one.
+    with the same weights as an uninterrupted one.  ``history.json`` records how the
+    run ended: a divergence (:class:`TrainingDivergedError`, re-raised with the run's
+    epoch number) or a Ctrl-C (``KeyboardInterrupt``, re-raised) leaves the last
+    finished epoch's checkpoint in place and no ``model.npz``.
     """
+    from .compiling import announce_compiles
+
     run_dir = Path(run_dir)
+    data = load_data(cfg, progress=progress)   # first: a data error leaves no run folder behind
     run_dir.mkdir(parents=True, exist_ok=True)
     io.remove_stale_temp_files(run_dir)
-    data = load_data(cfg, progress=progress)
     loss = LOSSES[cfg.loss](cfg.backend)
     if resume:
         state = io.load_checkpoint(run_dir / "checkpoint.npz", backend=cfg.backend)
@@ -159,35 +168,78 @@ def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = Tru
         opt = SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
         start, history = 0, []
     _write_json(run_dir / "config.json", {"config": asdict(cfg), "versions": versions()})
+    try:
+        with announce_compiles(log) if cfg.backend == "numba" else nullcontext():
+            if start < cfg.epochs:
+                warm_up(cfg, loss, data.X_train, data.y_train)
+            with interrupt.deferred():        # Ctrl-C between kernel calls, never inside one
+                cm = _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress, log)
+    except TrainingDivergedError as exc:
+        epoch = len(history) + 1
+        exc = TrainingDivergedError(exc.value, epoch, exc.sample, exc.position, exc.updated or epoch > 1)
+        _write_history(run_dir, history, "failed", f"training diverged: {exc}")
+        raise exc from None
+    except KeyboardInterrupt:
+        _write_history(run_dir, history, "interrupted", f"interrupted in epoch {len(history) + 1}")
+        raise
+    _write_history(run_dir, history, "finished")
+    io.save(model, run_dir / "model.npz", extra={"config": asdict(cfg)})
+    figures = _plots(run_dir, history, cm, data.class_names)
+    if figures:
+        log("figures: " + ", ".join(str(p) for p in figures))
+    return history
+
+
+def _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress, log) -> np.ndarray:
+    """Train epochs ``start + 1 .. cfg.epochs``, each timed, scored and checkpointed (appended to
+    ``history``); return the last test confusion matrix."""
     n = data.X_train.shape[0]
     cm = None
     for epoch in range(start + 1, cfg.epochs + 1):
         bar = _progress_bar(n, f"epoch {epoch}/{cfg.epochs}") if progress else None
-        t0 = time.perf_counter()
-        hist = fit(model, loss, data.X_train, data.y_train, batch_size=cfg.batch_size, epochs=1,
-                   optimizer=opt, shuffle=cfg.shuffle, rng=rng, threads=cfg.threads,
-                   on_batch=bar.advance if bar is not None else None)
+        t0 = time.perf_counter()       # after the warm-up: no compile time in the epoch's time
+        try:
+            hist = fit(model, loss, data.X_train, data.y_train, batch_size=cfg.batch_size, epochs=1,
+                       optimizer=opt, shuffle=cfg.shuffle, rng=rng, threads=cfg.threads,
+                       on_batch=bar.advance if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
         elapsed = time.perf_counter() - t0
-        if bar is not None:
-            bar.close()
         row = {"epoch": epoch, "train_loss": hist[0], "seconds": elapsed, "samples_per_s": n / elapsed,
                "path": hist.path}
         row["train_acc"] = evaluate(model, loss, data.X_train, data.y_train)[1]
         if data.X_val is not None:
             row["val_loss"], row["val_acc"], _ = evaluate(model, loss, data.X_val, data.y_val)
         row["test_loss"], row["test_acc"], cm = score_test_set(model, loss, data)
+        interrupt.check()
         history.append(row)
         io.save_checkpoint(run_dir / "checkpoint.npz", model, opt, epoch=epoch, rng=rng, history=history,
                            config=asdict(cfg))
-        _write_json(run_dir / "history.json", history)
+        _write_history(run_dir, history, "running")
         log(_epoch_line(row, cfg.epochs))
     if cm is None:  # nothing left to train: still refresh the pictures from the checkpoint's model
         cm = score_test_set(model, loss, data)[2]
-    io.save(model, run_dir / "model.npz", extra={"config": asdict(cfg)})
-    figures = _plots(run_dir, history, cm, data.class_names)
-    if figures:
-        log("figures: " + ", ".join(str(p) for p in figures))
-    return history
+    return cm
+
+
+def _write_history(run_dir: Path, epochs: list, status: str, message: str | None = None) -> None:
+    _write_json(run_dir / "history.json", {"status": status, "message": message, "epochs": epochs})
+
+
+def warm_up(cfg: RunConfig, loss, X, y) -> None:
+    """Train a throwaway network of the run's shape on two samples, so that every kernel the
+    epochs use is compiled (or loaded from Numba's cache) before the first epoch is timed."""
+    if cfg.backend != "numba":
+        return
+    twin = build_model(cfg, np.random.default_rng(0))
+    k = min(2, X.shape[0])
+    try:
+        fit(twin, loss, X[:k], y[:k], batch_size=cfg.batch_size, shuffle=False, threads=cfg.threads,
+            optimizer=SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum))
+    except TrainingDivergedError:      # compiled all the same; the real run reports its own divergence
+        pass
+    predict(twin, X[:k])
 
 
 def _epoch_line(row: dict, epochs: int) -> str:

@@ -1,25 +1,40 @@
 """Training loops: full-batch, mini-batch and per-sample SGD behind one ``fit`` call.
 
 On the numba backend, a model the fused kernels understand (see :mod:`net.fused`)
-trains each epoch inside one compiled call: per-sample plain SGD in the per-sample
+trains each epoch in compiled calls of ~0.15 s each (the same weights as one call;
+progress and Ctrl-C are handled between calls): per-sample plain SGD in the per-sample
 kernel (optionally on several threads), mini-batches, the full batch and momentum
 in the mini-batch kernel.  Anything else runs the layer-by-layer loop.  Both paths
 are the same SGD and end with the same weights within floating-point tolerance.
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
 
 from . import fused as fused_path
+from . import interrupt
 from .threads import blas_threads
 from .layers import Linear
 from .optim import SGD
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the epoch and the sample."""
+    """The loss became NaN or infinite; the message names the epoch and the sample.
+
+    Attributes: ``value`` (the loss, or ``"non-finite"``), ``epoch`` (of this ``fit`` call,
+    from 1), ``sample`` (row of X), ``position`` (in the epoch's order), ``updated`` (whether
+    this ``fit`` had updated the weights before).
+    """
+
+    def __init__(self, value, epoch: int, sample: int, position: int, updated: bool):
+        self.value, self.epoch, self.sample, self.position, self.updated = value, epoch, sample, position, updated
+        super().__init__(_divergence_message(value, epoch, sample, position, updated))
+
+    def __reduce__(self):
+        return type(self), (self.value, self.epoch, self.sample, self.position, self.updated)
 
 
 class History(list):
@@ -184,7 +199,7 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     history = History()
     history.path = "fused" if plan is not None else "layers"
     history.threads = threads
-    with blas_threads(None if plan is not None and plan.per_sample else threads):
+    with blas_threads(None if plan is not None and plan.per_sample else threads), interrupt.deferred():
         if plan is not None:
             Xc = np.ascontiguousarray(X, dtype=plan.dtype)
             for epoch in range(1, int(epochs) + 1):
@@ -209,13 +224,14 @@ def _layer_epochs(model, loss, opt, X, y, batch_size, epochs, shuffle, rng, on_b
             batch_loss = loss.forward(pred, y[idx])
             if not np.isfinite(batch_loss):
                 row = _first_diverging_row(loss, pred, y[idx])
-                raise TrainingDivergedError(_divergence_message(
-                    batch_loss, epoch, int(idx[row]), start + row, updated=epoch > 1 or start > 0))
+                raise TrainingDivergedError(batch_loss, epoch, int(idx[row]), start + row,
+                                            updated=epoch > 1 or start > 0)
             model.backward(loss.backward())
             opt.step()
             total += batch_loss * len(idx)
             if on_batch is not None:
                 on_batch(len(idx), batch_loss)
+            interrupt.check()
         history.append(total / n)
 
 
@@ -248,24 +264,33 @@ def _divergence_message(value, epoch, sample, position, updated) -> str:
     return f"{where}; lower the learning rate"
 
 
-#: Samples per fused-kernel call when progress is reported.
-FUSED_CHUNK = 2048
+#: Seconds of work per fused-kernel call, about: progress moves and Ctrl-C is answered between
+#: calls.  Chunking does not change the result (the kernels carry nothing from one call to the
+#: next but the weights and the momentum buffers), so the chunk size may follow the clock.
+FUSED_CALL_SECONDS = 0.15
+#: Samples in an epoch's first fused-kernel call (then sized by FUSED_CALL_SECONDS).
+FUSED_FIRST_CHUNK = 1024
 
 
 def _fused_epoch(plan, X, labels, targets, order, lr, threads, epoch, on_batch) -> float:
     n = order.shape[0]
-    step = n if on_batch is None else plan.chunk(n, FUSED_CHUNK)
+    rows = FUSED_FIRST_CHUNK
     total = 0.0
-    for start in range(0, n, step):
-        chunk = order[start:start + step]
+    start = 0
+    while start < n:
+        chunk = order[start:start + plan.chunk(n, rows)]
+        t0 = time.perf_counter()
         loss_sum, failed_at = plan.run(X, labels, targets, chunk, lr, threads, n_total=n)
+        seconds = time.perf_counter() - t0
         if failed_at is not None:
-            raise TrainingDivergedError(_divergence_message(
-                "non-finite", epoch, int(chunk[failed_at]), start + failed_at,
-                updated=epoch > 1 or start + failed_at >= (plan.batch_size or n)))
+            raise TrainingDivergedError("non-finite", epoch, int(chunk[failed_at]), start + failed_at,
+                                        updated=epoch > 1 or start + failed_at >= (plan.batch_size or n))
         total += loss_sum
+        start += chunk.shape[0]
         if on_batch is not None:
             on_batch(chunk.shape[0], loss_sum / chunk.shape[0])
+        interrupt.check()
+        rows = max(1, min(4 * chunk.shape[0], int(chunk.shape[0] * FUSED_CALL_SECONDS / max(seconds, 1e-6))))
     return total / n
 
 
@@ -277,4 +302,8 @@ def predict(model, X, batch_size: int = 4096) -> np.ndarray:
     batch_size = int(batch_size)
     if X.shape[0] == 0:
         return model.forward(X)
-    return np.concatenate([model.forward(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)])
+    out = []
+    for i in range(0, X.shape[0], batch_size):
+        out.append(model.forward(X[i:i + batch_size]))
+        interrupt.check()
+    return np.concatenate(out)

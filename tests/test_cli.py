@@ -27,7 +27,9 @@ def _check_run_folder(run_dir, epochs):
     run_dir = Path(run_dir)
     for name in ("config.json", "history.json", "checkpoint.npz", "model.npz", "curves.png", "confusion.png"):
         assert (run_dir / name).is_file(), name
-    history = json.loads((run_dir / "history.json").read_text())
+    record = json.loads((run_dir / "history.json").read_text())
+    assert record["status"] == "finished" and record["message"] is None
+    history = record["epochs"]
     assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
     assert (run_dir / "curves.png").read_bytes()[:8] == PNG
     assert (run_dir / "confusion.png").read_bytes()[:8] == PNG
@@ -89,7 +91,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra):
     assert res.returncode == 0, res.stderr
     for a, b in zip(_weights(straight), _weights(split)):
         np.testing.assert_array_equal(a, b)
-    assert len(json.loads((split / "history.json").read_text())) == 3
+    assert len(json.loads((split / "history.json").read_text())["epochs"]) == 3
 
 
 @pytest.mark.parametrize("args,message", [
@@ -136,3 +138,100 @@ def test_console_script_is_declared():
 
     meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert meta["project"]["scripts"]["scratchnet"] == "net.cli:main"
+
+
+# ---- issue 12: divergence, --data-root, Ctrl-C, the program's name --------------------------------
+
+DIVERGES_IN_EPOCH_2 = ["--dataset", "spiral", "--activation", "identity", "--lr", "10", "--batch-size", "16",
+                       "--epochs", "3", "--no-progress"]
+
+
+def test_divergence_is_one_line_exit_1_and_recorded_in_history(tmp_path):
+    out = tmp_path / "run"
+    res = run("train", *DIVERGES_IN_EPOCH_2, "--out", out)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    # where (the run's epoch, not fit's: each epoch is one fit call) and what to try
+    assert lines[0].startswith("python -m net: training diverged: loss became non-finite in epoch 2 at sample ")
+    assert "lower the learning rate (--lr 10 now)" in lines[0]
+    record = json.loads((out / "history.json").read_text())
+    assert record["status"] == "failed" and "in epoch 2 at sample" in record["message"]
+    assert [h["epoch"] for h in record["epochs"]] == [1]
+    assert io.load_checkpoint(out / "checkpoint.npz")["epoch"] == 1 and not (out / "model.npz").exists()
+
+
+@pytest.mark.skipif(not DEBIAN.is_dir(), reason="the data must exist elsewhere for the old fallback to show")
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_a_data_root_without_the_data_is_an_error_naming_it(tmp_path, make):
+    root = tmp_path / "data"
+    if make == "empty":
+        root.mkdir()
+    res = run("train", "--data-root", root, "--limit", "100", "--no-progress", "--out", tmp_path / "run")
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"python -m net: error: --data-root={root}: "), res.stderr
+    assert ("no such folder" if make == "missing" else "0 of the 4 fashion-mnist files") in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_program_name_is_the_one_typed():
+    from net.cli import prog_name
+
+    assert prog_name("/usr/lib/python3/site-packages/net/__main__.py") == "python -m net"
+    assert prog_name("/home/me/.venv/bin/scratchnet") == "scratchnet"
+    assert prog_name("C:/venv/Scripts/scratchnet.exe") == "scratchnet"
+
+
+def test_the_console_script_says_scratchnet_in_usage_and_errors():
+    # what pip's `scratchnet` wrapper does: sys.argv[0] is the script's path, then main()
+    wrapper = "import sys; from net.cli import main; sys.argv[0] = '/venv/bin/scratchnet'; sys.exit(main())"
+    res = subprocess.run([sys.executable, "-c", wrapper, "train", "--lr", "0"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("scratchnet: error: argument --lr"), res.stderr
+    res = subprocess.run([sys.executable, "-c", wrapper, "train", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.stdout.startswith("usage: scratchnet train"), res.stdout[:200]
+    res = run("train", "--help")
+    assert res.stdout.startswith("usage: python -m net train"), res.stdout[:200]
+
+
+def _interrupt_after_first_epoch(out, delay):
+    """Start a training run, wait for its first epoch line, sleep ``delay`` and send SIGINT."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "net", "train", "--limit", "6000", "--epochs", "50",
+                             "--no-progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("epoch 1/50 |"):
+                break
+        time.sleep(delay)               # lands in the next epoch's kernel calls, or its scoring
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, stderr
+
+
+@pytest.mark.skipif(not DEBIAN.is_dir(), reason="needs dataset-fashion-mnist (installed by .ci/run)")
+def test_ctrl_c_during_a_fused_epoch_exits_130_with_a_resumable_checkpoint(tmp_path):
+    for k, delay in enumerate([0.1, 0.2, 0.3]):     # SIGINT at different points of epoch 2 (the old single
+        #                                              kernel call per epoch ended in a SystemError each time)
+        out = tmp_path / f"run{k}"
+        rc, stderr = _interrupt_after_first_epoch(out, delay)
+        assert rc == 130, stderr
+        assert "Traceback" not in stderr and "SystemError" not in stderr, stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("interrupted; the last finished epoch's checkpoint is intact "
+                                                       "(resume with "), stderr
+        assert lines[0].endswith(f"python -m net train --resume {out})"), stderr
+        record = json.loads((out / "history.json").read_text())
+        assert record["status"] == "interrupted"
+        done = io.load_checkpoint(out / "checkpoint.npz")["epoch"]
+        assert done >= 1 and [h["epoch"] for h in record["epochs"]] == list(range(1, done + 1))
+    res = run("train", "--resume", out, "--epochs", done + 1, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "history.json").read_text())["status"] == "finished"

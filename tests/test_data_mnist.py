@@ -66,15 +66,16 @@ def test_search_order_env_then_system_then_cache(isolated, rng, monkeypatch):
 
 
 def test_not_found_says_where_it_looked_and_how_to_get_the_data(isolated, rng):
-    (isolated / "partial").mkdir()
-    write_idx(isolated / "partial" / "train-images-idx3-ubyte.gz", np.zeros((1, 2, 2), np.uint8))
+    partial = isolated / "cache" / "scratchnet" / "mnist"       # (a root is the only place looked at)
+    partial.mkdir(parents=True)
+    write_idx(partial / "train-images-idx3-ubyte.gz", np.zeros((1, 2, 2), np.uint8))
     with pytest.raises(DatasetNotFoundError) as info:
-        mnist(isolated / "partial", download=False)
+        mnist(download=False)
     msg = str(info.value)
-    assert "root argument" in msg and "(only 1 of 4 files)" in msg and "user cache" in msg
+    assert "system data folder" in msg and "(only 1 of 4 files)" in msg and "user cache" in msg
     assert "SCRATCHNET_DATA" in msg and MNIST.mirrors[0] in msg
     with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
-        load(ds.FASHION_MNIST, isolated / "partial", download=False)
+        load(ds.FASHION_MNIST, download=False)
 
 
 def test_images_and_labels_must_fit_together(isolated, rng):

@@ -207,7 +207,7 @@ def test_progress_callback_on_the_fused_path():
     rows = []
     fit(_model("numba", "relu", np.float32), CrossEntropyLoss(), X, y, batch_size=1,
         on_batch=lambda n, loss: rows.append(n))
-    assert sum(rows) == 5000 and len(rows) == 3
+    assert sum(rows) == 5000 and len(rows) > 1          # chunks sized by time (net.train.FUSED_CALL_SECONDS)
 
 
 # ---- the fused path trains what the layer path trains, and rejects what it rejects --------------

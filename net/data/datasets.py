@@ -1,12 +1,13 @@
 """MNIST and Fashion-MNIST: found offline where installed, downloaded and verified otherwise.
 
-Search order for the four IDX files (gz or raw):
+A ``root`` folder, when given, is the only place looked at: it must exist and hold
+the four IDX files (gz or raw), else :class:`DatasetNotFoundError` names it.
+Without ``root``, the search order is:
 
-1. the ``root`` argument;
-2. ``$SCRATCHNET_DATA/<name>/``;
-3. ``/usr/share/datasets/<name>/`` (``apt-get install dataset-fashion-mnist``);
-4. the user cache, ``$XDG_CACHE_HOME/scratchnet/<name>/`` (default ``~/.cache``);
-5. a download from the data set's mirrors into the cache, verified against
+1. ``$SCRATCHNET_DATA/<name>/``;
+2. ``/usr/share/datasets/<name>/`` (``apt-get install dataset-fashion-mnist``);
+3. the user cache, ``$XDG_CACHE_HOME/scratchnet/<name>/`` (default ``~/.cache``);
+4. a download from the data set's mirrors into the cache, verified against
    pinned SHA-256 sums and written atomically.
 
 Files are verified by SHA-256, either of the file as the mirrors serve it or of
@@ -111,11 +112,9 @@ def cache_dir(name: str) -> Path:
     return Path(base) / "scratchnet" / name
 
 
-def search_dirs(spec: DatasetSpec, root=None) -> list[tuple[str, Path]]:
-    """``(label, folder)`` pairs in search order (see the module docstring)."""
+def search_dirs(spec: DatasetSpec) -> list[tuple[str, Path]]:
+    """``(label, folder)`` pairs in search order when no root is given (see the module docstring)."""
     dirs = []
-    if root is not None:
-        dirs.append(("root argument", Path(root).expanduser()))
     env = os.environ.get("SCRATCHNET_DATA")
     if env:
         dirs.append(("$SCRATCHNET_DATA", Path(env).expanduser() / spec.name))
@@ -151,10 +150,28 @@ def file_matches(path: Path, f: IdxFile) -> bool:
     return f.content_sha256 is not None and _content_sha256(path) == f.content_sha256
 
 
-def locate(spec: DatasetSpec, root=None, *, download: bool = True, progress: bool = True) -> dict[str, Path]:
-    """Paths of the four files, searching and, if allowed, downloading (see the module docstring)."""
+def _locate_in_root(spec: DatasetSpec, root, root_arg: str) -> dict[str, Path]:
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"{root_arg}{root}: no such folder; name the folder that holds the {spec.name} "
+                                   f"files ({', '.join(spec.files[p].name for p in PARTS)})")
+    found = {part: _find_file(folder, spec.files[part]) for part in PARTS}
+    missing = [spec.files[part].name for part in PARTS if found[part] is None]
+    if missing:
+        raise DatasetNotFoundError(f"{root_arg}{root}: {len(PARTS) - len(missing)} of the {len(PARTS)} {spec.name} "
+                                   f"files are there; missing {', '.join(missing)} (gz or raw)")
+    return found
+
+
+def locate(spec: DatasetSpec, root=None, *, download: bool = True, progress: bool = True,
+           root_arg: str = "root=") -> dict[str, Path]:
+    """Paths of the four files: in ``root`` only, when given; else searching and, if allowed,
+    downloading (see the module docstring).  ``root_arg`` is how messages name the root
+    (``"root="``; the command line passes ``"--data-root="``)."""
+    if root is not None:
+        return _locate_in_root(spec, root, root_arg)
     tried = []
-    for label, folder in search_dirs(spec, root):
+    for label, folder in search_dirs(spec):
         found = {part: _find_file(folder, spec.files[part]) for part in PARTS}
         n = sum(p is not None for p in found.values())
         if n == len(PARTS):
@@ -172,7 +189,7 @@ def locate(spec: DatasetSpec, root=None, *, download: bool = True, progress: boo
     else:
         problems.append("  download: not attempted (download=False)")
     names = ", ".join(spec.files[p].name for p in PARTS)
-    how = [f"  - put {names} in a folder and pass root=..., or set SCRATCHNET_DATA to its parent"
+    how = [f"  - put {names} in a folder and pass {root_arg}FOLDER, or set SCRATCHNET_DATA to its parent"
            f" (files in $SCRATCHNET_DATA/{spec.name}/)",
            f"  - or let scratchnet download them from {spec.mirrors[0]}"]
     if spec.name == "fashion-mnist":
@@ -218,8 +235,11 @@ def _read_split(paths: dict, images: str, labels: str, n_classes: int):
 
 
 def load(spec: DatasetSpec, root=None, *, normalize: str = "scale", flatten: bool = True, dtype=np.float32,
-         download: bool = True, verify: bool = True, progress: bool = True):
+         download: bool = True, verify: bool = True, progress: bool = True, root_arg: str = "root="):
     """Load ``(X_train, y_train, X_test, y_test)`` for ``spec``.
+
+    root : the folder holding the four files (it must exist and hold them); None
+        searches the usual places and downloads (see the module docstring)
 
     normalize : ``"scale"`` (pixels / 255 in [0, 1]), ``"standardize"`` (scaled,
         then zero mean / unit std with the *training* statistics), or ``"none"``
@@ -228,10 +248,11 @@ def load(spec: DatasetSpec, root=None, *, normalize: str = "scale", flatten: boo
     dtype : float32 or float64 for the pixels; labels are always int64
     download : fetch missing files into the user cache
     verify : check every file against the pinned SHA-256 sums
+    root_arg : how error messages name ``root`` (the command line: ``"--data-root="``)
     """
     if normalize not in NORMALIZE_CHOICES:
         raise ValueError(f"normalize must be one of {', '.join(NORMALIZE_CHOICES)}, got {normalize!r}")
-    paths = locate(spec, root, download=download, progress=progress)
+    paths = locate(spec, root, download=download, progress=progress, root_arg=root_arg)
     if verify:
         for part in PARTS:
             if not file_matches(paths[part], spec.files[part]):
