@@ -16,7 +16,7 @@ SPIRAL = ["--dataset", "spiral", "--activation", "relu", "--init", "kaiming_norm
 
 def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "net", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+                          check=False, timeout=600)
 
 
 def _weights(run_dir):
@@ -187,10 +187,10 @@ def test_the_console_script_says_scratchnet_in_usage_and_errors():
     # what pip's `scratchnet` wrapper does: sys.argv[0] is the script's path, then main()
     wrapper = "import sys; from net.cli import main; sys.argv[0] = '/venv/bin/scratchnet'; sys.exit(main())"
     res = subprocess.run([sys.executable, "-c", wrapper, "train", "--lr", "0"], capture_output=True, text=True,
-                         timeout=120)
+                         check=False, timeout=120)
     assert res.returncode == 2 and res.stderr.startswith("scratchnet: error: argument --lr"), res.stderr
     res = subprocess.run([sys.executable, "-c", wrapper, "train", "--help"], capture_output=True, text=True,
-                         timeout=120)
+                         check=False, timeout=120)
     assert res.stdout.startswith("usage: scratchnet train"), res.stdout[:200]
     res = run("train", "--help")
     assert res.stdout.startswith("usage: python -m net train"), res.stdout[:200]
@@ -210,7 +210,7 @@ def _interrupt_after_first_epoch(out, delay):
                 break
         time.sleep(delay)               # lands in the next epoch's kernel calls, or its scoring
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
     return proc.returncode, stderr

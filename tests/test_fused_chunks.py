@@ -2,8 +2,18 @@
 import numpy as np
 import pytest
 
-from net import SGD, CrossEntropyLoss, Linear, MSELoss, ReLU, Sequential, Sigmoid, fit
-from net import fused, train
+from net import (
+    SGD,
+    CrossEntropyLoss,
+    Linear,
+    MSELoss,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    fit,
+    fused,
+    train,
+)
 
 N = 300
 
@@ -73,7 +83,7 @@ def test_fit_calls_the_kernel_in_chunks_without_changing_the_result(monkeypatch,
         model = _model(np.float32)
         calls = []
         hist = fit(model, CrossEntropyLoss(), X, y, batch_size=batch_size, momentum=momentum, epochs=2, rng=3,
-                   lr=0.05, on_batch=lambda rows, loss: calls.append(rows))
+                   lr=0.05, on_batch=lambda rows, loss, calls=calls: calls.append(rows))
         assert hist.path == "fused" and sum(calls) == 2 * N
         runs[seconds] = (_weights(model), list(hist), calls)
     (w_big, h_big, c_big), (w_small, h_small, c_small) = runs[1e9], runs[0.0]

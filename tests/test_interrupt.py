@@ -9,22 +9,20 @@ from net import CrossEntropyLoss, Linear, ReLU, Sequential, fit, interrupt
 
 
 def test_sigint_is_recorded_then_raised_at_the_next_check():
-    with pytest.raises(KeyboardInterrupt):
-        with interrupt.deferred():
-            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-            os.kill(os.getpid(), signal.SIGINT)      # delivered to the (recording) Python handler
-            reached = True                           # nothing raised here
-            interrupt.check()
-            reached = False
+    with pytest.raises(KeyboardInterrupt), interrupt.deferred():
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        os.kill(os.getpid(), signal.SIGINT)          # delivered to the (recording) Python handler
+        reached = True                               # nothing raised here
+        interrupt.check()
+        reached = False
     assert reached
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     interrupt.check()                                # nothing pending any more
 
 
 def test_a_sigint_after_the_last_check_is_raised_on_leaving():
-    with pytest.raises(KeyboardInterrupt):
-        with interrupt.deferred():
-            os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), interrupt.deferred():
+        os.kill(os.getpid(), signal.SIGINT)
     interrupt.check()
 
 
