@@ -21,6 +21,12 @@ def test_import_net_loads_neither_numba_nor_scipy():
     assert out == "[]", f"'import net' imported {out}"
 
 
+def test_the_command_line_module_loads_no_numba_either():
+    # `python -m net --help` and usage errors should answer at once
+    out = _run(f"import sys, net.cli; print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    assert out == "[]", f"'import net.cli' imported {out}"
+
+
 def test_numpy_backend_never_loads_numba():
     code = ("import sys, numpy as np, net\n"
             "m = net.Sequential(net.Linear(3, 4, rng=0), net.ReLU(), net.Linear(4, 2, rng=0))\n"
