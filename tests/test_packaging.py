@@ -1,4 +1,5 @@
 """What ``pip install`` puts into site-packages, and ``import net`` next to another ``kernels`` package."""
+import os
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,6 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc")
 
 
 def _python(code: str, cwd: Path, **env) -> subprocess.CompletedProcess:
-    import os
-
     environ = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=environ, capture_output=True, text=True,
                           timeout=300)
