@@ -25,13 +25,17 @@ def _problem(spec, ours: str) -> str | None:
     if spec is None:
         return f"no package 'kernels' found (scratchnet-numba's should be at {ours}); reinstall scratchnet-numba"
     namespace = spec.origin is None or spec.origin == "namespace"
-    where = (list(spec.submodule_search_locations or ()) or ["?"])[0] if namespace else os.path.dirname(spec.origin)
+    package = not namespace and os.path.basename(spec.origin).startswith("__init__.")
+    where = ((list(spec.submodule_search_locations or ()) or ["?"])[0] if namespace else
+             os.path.dirname(spec.origin) if package else spec.origin)
     if os.path.normcase(os.path.abspath(where)) == os.path.normcase(ours):
         return None
     head = f"'import kernels' finds {where}, not scratchnet-numba's kernels ({ours}): "
     if namespace:
         return (head + "a folder without __init__.py (left over when a package was uninstalled: Numba's cache "
                 "files in its __pycache__) comes first on sys.path; delete that folder")
+    if not package:
+        return head + "a module named 'kernels' comes first on sys.path; rename that file"
     if os.path.basename(os.path.dirname(os.path.abspath(where))) in ("site-packages", "dist-packages"):
         return (head + "another installed package named 'kernels' (Hugging Face's?) comes first on sys.path; "
                 f"pip uninstall it, or install scratchnet-numba in its own venv ({_VENV})")

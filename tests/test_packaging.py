@@ -83,6 +83,14 @@ def test_a_kernels_folder_in_the_current_directory_is_named(tmp_path):
     assert "run from another folder" in last and "foreign kernels package ran" not in res.stderr
 
 
+def test_a_kernels_module_of_ones_own_is_named(tmp_path):
+    (tmp_path / "kernels.py").write_text("raise RuntimeError('the foreign kernels module ran')\n")
+    res = _python("import net", cwd=tmp_path)
+    last = (res.stderr.strip().splitlines() or ["<no error>"])[-1]
+    assert res.returncode == 1 and str(tmp_path / "kernels.py") in last and "rename that file" in last, last
+    assert "foreign kernels module ran" not in res.stderr
+
+
 def test_a_leftover_kernels_folder_shadowing_an_editable_install_is_named(tmp_path):
     # pip uninstall leaves kernels/__pycache__ behind when it holds files pip did not write (Numba's cache);
     # that folder is then a namespace package, found before an editable install's finder is asked
