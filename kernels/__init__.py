@@ -57,6 +57,7 @@ OPERATIONS = (
     "mse",
     "mse_backward",
     "sgd_epoch",
+    "sgd_epoch_compact",
     "sgd_minibatch_epoch",
 )
 

@@ -85,6 +85,8 @@ SPECS: dict[str, dict] = {
     "mse_backward": {"pred": ("B", "K"), "target": ("B", "K")},
     "sgd_epoch": dict.fromkeys(("weights", "biases", "bias_on", "activations", "loss_kind", "X", "labels",
                                 "targets", "order", "lr"), CUSTOM),
+    "sgd_epoch_compact": dict.fromkeys(("weights", "biases", "bias_on", "activations", "loss_kind", "X", "labels",
+                                        "targets", "order", "lr", "block", "compact"), CUSTOM),
     "sgd_minibatch_epoch": dict.fromkeys(("weights", "biases", "bias_on", "activations", "loss_kind", "X", "labels",
                                           "targets", "order", "lr", "batch_size", "momentum", "vel_w", "vel_b"),
                                          CUSTOM),
@@ -305,6 +307,29 @@ def _check_sgd_epoch(args):
     return _check_network("sgd_epoch", args)[0]
 
 
+def _check_sgd_epoch_compact(args):
+    """The compact per-sample epoch's arguments; see :func:`kernels.reference.sgd_epoch_compact`.
+
+    The ten network and data arguments as for ``sgd_epoch``; then ``block`` an integer >= 1
+    and ``compact`` one flag per layer (0/1, any integer dtype; passed on as uint8).
+    """
+    kernel = "sgd_epoch_compact"
+    checked, _ = _check_network(kernel, args[:10])
+    block, compact = args[10:]
+    if isinstance(block, (bool, np.bool_)) or not isinstance(block, (int, np.integer)):
+        raise TypeError(f"{kernel}: block must be an integer, got {type(block).__name__}")
+    if block < 1:
+        raise ValueError(f"{kernel}: block must be at least 1, got {block}")
+    flags = np.asarray(compact)
+    L = len(checked[0])
+    if flags.dtype.kind not in "iu":
+        raise TypeError(f"{kernel}: compact must be an integer array (0/1 per layer), got {flags.dtype}")
+    if flags.shape != (L,) or (flags.size and not np.isin(flags, (0, 1)).all()):
+        raise ValueError(f"{kernel}: compact must hold one 0/1 flag per layer, shape ({L},), got {flags.shape} "
+                         f"{flags.tolist() if flags.size <= 8 else ''}".rstrip())
+    return (*checked, int(block), np.ascontiguousarray(flags, dtype=np.uint8))
+
+
 def _check_sgd_minibatch_epoch(args):
     """The fused mini-batch epoch's arguments; see :func:`kernels.reference.sgd_minibatch_epoch`.
 
@@ -432,7 +457,8 @@ def _real_scalar(kernel, name, v, dtype):
     return dtype.type(v)
 
 
-_CUSTOM = {"sgd_epoch": _check_sgd_epoch, "sgd_minibatch_epoch": _check_sgd_minibatch_epoch}
+_CUSTOM = {"sgd_epoch": _check_sgd_epoch, "sgd_epoch_compact": _check_sgd_epoch_compact,
+           "sgd_minibatch_epoch": _check_sgd_minibatch_epoch}
 
 
 # ---- the decorator ---------------------------------------------------------------------------

@@ -473,6 +473,17 @@ def sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targe
     return fused.sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr)
 
 
+# Per-sample SGD with compact (deferred) updates (kernels/fused_compact.py), the same contract.
+from .fused_compact import sgd_epoch_compact as _sgd_epoch_compact  # noqa: E402
+
+
+@kernel
+def sgd_epoch_compact(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr, block,
+                      compact):
+    return _sgd_epoch_compact(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr,
+                              block, compact)
+
+
 # The fused mini-batch SGD epoch (kernels/fused_minibatch.py) behind the same contract as its NumPy twin.
 from .fused_minibatch import sgd_minibatch_epoch as _sgd_minibatch_epoch  # noqa: E402
 

@@ -284,6 +284,20 @@ def sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targe
     return losses, M
 
 
+@kernel
+def sgd_epoch_compact(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr, block,
+                      compact):
+    """Per-sample SGD exactly as :func:`sgd_epoch`; ``block`` (int >= 1) and ``compact`` (one 0/1
+    flag per layer) only matter to the compiled twin.
+
+    :func:`kernels.fused_compact.sgd_epoch_compact` defers the updates of the flagged layers
+    within blocks of ``block`` samples (``W_s = W0 - lr sum_{t<s} a_t^T d_t``, applied as one
+    GEMM at the block end) -- the same sequence of weights, summed in another order, so the
+    two agree to rounding.  Returns ``(losses : (M,) X's dtype, done)`` as :func:`sgd_epoch`.
+    """
+    return sgd_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr)
+
+
 # ---- mini-batch SGD: the readable twin of kernels.fused_minibatch.sgd_minibatch_epoch -------
 
 @kernel

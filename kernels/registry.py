@@ -236,6 +236,25 @@ def _minibatch_inputs(loss_kind):
     return make
 
 
+def _compact_inputs(loss_kind):
+    """``sgd_epoch``'s random MLP and data (:func:`_sgd_inputs`) for ``sgd_epoch_compact``, plus a
+    block of S samples (hypothesis draws 1-40: it may divide the M = B + B // 2 samples or not,
+    or exceed them) and a random compact/direct flag per layer (mixed in one network)."""
+    sgd = _sgd_inputs(loss_kind)
+
+    def make(rng, dtype, s, scale):
+        args = sgd(rng, dtype, s, scale)
+        return (*args, s["S"], rng.integers(0, 2, len(args[0])).astype(np.int64))
+
+    return make
+
+
+def _compact_reduction(s: dict) -> int:
+    """:func:`_sgd_reduction` plus the corrections: a pre-activation sums up to S - 1 deferred
+    terms, each a dot product over the layer's inputs."""
+    return _sgd_reduction(s) + (s["S"] - 1) * (s["I"] + 8)
+
+
 def _minibatch_reduction(s: dict) -> int:
     """:func:`_sgd_reduction` plus the batch: each weight gradient sums ``min(S, M)`` rows."""
     return _sgd_reduction(s) + min(s["S"], s["B"] + s["B"] // 2)
@@ -342,6 +361,13 @@ OPERATIONS: tuple[Operation, ...] = (
               nonfinite_values=(np.nan,), reduction=_sgd_reduction, magnitude=_sgd_magnitude),
     Operation("sgd_epoch", ("B", "I", "K", "L"), _sgd_inputs(MSE), variant="mse", mutates=(0, 1),
               nonfinite=(5, 7), nonfinite_values=(np.nan,), reduction=_sgd_reduction, magnitude=_sgd_magnitude),
+    # Compact (deferred) per-sample updates against the plain per-sample loop: the same SGD,
+    # summed in another order; non-finite values as for sgd_epoch.
+    Operation("sgd_epoch_compact", ("B", "I", "K", "L", "S"), _compact_inputs(SOFTMAX_CE), mutates=(0, 1),
+              nonfinite=(5,), nonfinite_values=(np.nan,), reduction=_compact_reduction, magnitude=_sgd_magnitude),
+    Operation("sgd_epoch_compact", ("B", "I", "K", "L", "S"), _compact_inputs(MSE), variant="mse",
+              mutates=(0, 1), nonfinite=(5, 7), nonfinite_values=(np.nan,), reduction=_compact_reduction,
+              magnitude=_sgd_magnitude),
     # The fused mini-batch epoch (BLAS GEMMs) against its NumPy loop.  It updates weights,
     # biases and, with momentum, the velocities (arguments 0, 1, 12, 13) in place; its batch
     # losses (result 0) are float64.  NaN and +-inf go into the data: unlike the per-sample

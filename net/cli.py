@@ -115,6 +115,10 @@ def build_parser(prog: str = "python -m net") -> argparse.ArgumentParser:
     t.add_argument("--threads", type=_positive(int, "--threads"), default=None,
                    help="at most N threads: per-sample SGD splits each sample between N threads (exact), "
                         "mini-batches limit BLAS to N (default: 1 thread per-sample, BLAS's own choice otherwise)")
+    t.add_argument("--per-sample", choices=["auto", "fused", "compact"], default=None,
+                   help="the per-sample kernel (--batch-size 1): fused (updates every weight row per sample), "
+                        "compact (deferred updates in blocks of 32 samples, the same SGD to rounding) or auto "
+                        "(default: compact where a hidden layer's weights exceed the L2 cache)")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="default: %(default)s")
     t.add_argument("--seed", type=int, default=0, help="initialisation, split and shuffling (default: %(default)s)")
     t.add_argument("--out", default=None, help="run folder (default: runs/<date-time>)")
@@ -161,11 +165,15 @@ def _config_from_args(args) -> RunConfig:
     if (args.threads or 1) > 1 and args.batch_size == 1 and (args.backend != "numba" or args.momentum):
         raise UsageError("--threads > 1 with --batch-size 1 needs the fused per-sample kernel: --backend numba "
                          "and no --momentum")
+    per_sample = args.per_sample or "auto"
+    if per_sample == "compact" and (args.batch_size != 1 or args.backend != "numba" or args.momentum):
+        raise UsageError("--per-sample compact is a per-sample kernel: --batch-size 1, --backend numba and no "
+                         "--momentum")
     return RunConfig(dataset=args.dataset, data_root=args.data_root, layers=layers, activation=args.activation,
                      loss=args.loss, init=args.init, optimizer=args.optimizer, momentum=args.momentum, lr=args.lr,
                      batch_size=args.batch_size, epochs=args.epochs, val_fraction=args.val_fraction,
                      shuffle=args.dataset == "spiral" if args.shuffle is None else args.shuffle,
-                     limit=args.limit, backend=args.backend, threads=args.threads,
+                     limit=args.limit, backend=args.backend, threads=args.threads, per_sample=per_sample,
                      dtype=args.dtype, seed=args.seed)
 
 
@@ -182,6 +190,8 @@ def cmd_train(args) -> int:
             cfg.epochs = args.epochs
         if args.threads is not None:
             cfg.threads = args.threads
+        if args.per_sample is not None:
+            cfg.per_sample = args.per_sample
     else:
         cfg = _config_from_args(args)
         run_dir = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))

@@ -59,6 +59,7 @@ class RunConfig:
     limit: int | None = None
     backend: str = "numba"
     threads: int | None = None
+    per_sample: str = "auto"
     dtype: str = "float32"
     seed: int = 0
 
@@ -201,13 +202,13 @@ def _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress,
         try:
             hist = fit(model, loss, data.X_train, data.y_train, batch_size=cfg.batch_size, epochs=1,
                        optimizer=opt, shuffle=cfg.shuffle, rng=rng, threads=cfg.threads,
-                       on_batch=bar.advance if bar is not None else None)
+                       per_sample=cfg.per_sample, on_batch=bar.advance if bar is not None else None)
         finally:
             if bar is not None:
                 bar.close()
         elapsed = time.perf_counter() - t0
         row = {"epoch": epoch, "train_loss": hist[0], "seconds": elapsed, "samples_per_s": n / elapsed,
-               "path": hist.path}
+               "path": hist.path, "per_sample": hist.per_sample}
         row["train_acc"] = evaluate(model, loss, data.X_train, data.y_train)[1]
         if data.X_val is not None:
             row["val_loss"], row["val_acc"], _ = evaluate(model, loss, data.X_val, data.y_val)
@@ -236,10 +237,16 @@ def warm_up(cfg: RunConfig, loss, X, y) -> None:
     k = min(2, X.shape[0])
     try:
         fit(twin, loss, X[:k], y[:k], batch_size=cfg.batch_size, shuffle=False, threads=cfg.threads,
-            optimizer=SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum))
+            per_sample=cfg.per_sample, optimizer=SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum))
     except TrainingDivergedError:      # compiled all the same; the real run reports its own divergence
         pass
     predict(twin, X[:k])
+
+
+def _path_name(row: dict) -> str:
+    """``"fused path"``, ``"fused path, compact per-sample"`` or ``"layers path"``."""
+    extra = ", compact per-sample" if row.get("per_sample") == "compact" else ""
+    return f"{row['path']} path{extra}"
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
@@ -248,7 +255,7 @@ def _epoch_line(row: dict, epochs: int) -> str:
     if "val_loss" in row:
         parts += [f"val loss {row['val_loss']:.4f}", f"val acc {100 * row['val_acc']:.2f}%"]
     parts += [f"test loss {row['test_loss']:.4f}", f"test acc {100 * row['test_acc']:.2f}%",
-              f"{row['seconds']:.1f}s ({row['samples_per_s']:,.0f} samples/s, {row['path']} path)"]
+              f"{row['seconds']:.1f}s ({row['samples_per_s']:,.0f} samples/s, {_path_name(row)})"]
     return " | ".join(parts)
 
 

@@ -38,10 +38,12 @@ class TrainingDivergedError(FloatingPointError):
 
 
 class History(list):
-    """Per-epoch mean training loss; ``path`` says which loop ran (``"fused"`` or ``"layers"``)."""
+    """Per-epoch mean training loss; ``path`` says which loop ran (``"fused"`` or ``"layers"``),
+    ``per_sample`` which per-sample kernel (``"fused"``/``"compact"``, None when none ran)."""
 
     path: str = "layers"
     threads: int | None = None
+    per_sample: str | None = None
 
 
 def batch_order(n: int, shuffle: bool, rng: np.random.Generator) -> np.ndarray:
@@ -144,7 +146,8 @@ def _check_model_takes(model, loss, X, y) -> None:
 
 def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: float = 0.01,
         momentum: float = 0.0, optimizer=None, shuffle: bool = True, rng=None, threads: int | None = None,
-        fused: bool | None = None, on_batch: Callable[[int, float], None] | None = None) -> History:
+        fused: bool | None = None, on_batch: Callable[[int, float], None] | None = None,
+        per_sample: str = "auto") -> History:
     """Train ``model`` with SGD; return the mean training loss of each epoch.
 
     Parameters
@@ -166,11 +169,20 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
         saying why not), False (always the layer-by-layer loop)
     on_batch : called as ``on_batch(rows, mean_loss)`` as training advances
         (every step; every chunk of samples on the fused path)
+    per_sample : the per-sample kernel for ``batch_size=1`` plain SGD: ``"fused"``
+        (:func:`kernels.fused.sgd_epoch`), ``"compact"`` (deferred updates in blocks of 32
+        samples, :func:`kernels.fused_compact.sgd_epoch_compact`; the same SGD to rounding) or
+        ``"auto"`` (default: :func:`net.fused.choose_per_sample`, compact where a hidden layer's
+        weights exceed the L2 cache).  ``"compact"`` with ``threads=N`` gives the block GEMMs N
+        BLAS threads.
 
     Raises :class:`TrainingDivergedError` naming the epoch and sample when the
     loss becomes NaN or infinite.
     """
     X, y = _check_fit_args(X, y, batch_size, epochs, threads, _model_dtype(model))
+    if per_sample not in fused_path.PER_SAMPLE_STRATEGIES:
+        raise ValueError(f"fit: per_sample must be one of {', '.join(map(repr, fused_path.PER_SAMPLE_STRATEGIES))}, "
+                         f"got {per_sample!r}")
     if batch_size is not None:
         batch_size = min(int(batch_size), X.shape[0])         # 2.0 -> 2; a batch larger than X is the full X
     _check_first_linear_takes(model, X)
@@ -180,25 +192,33 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     _check_model_takes(model, loss, X, y)
     plan = None
     if fused is not False:
-        plan = fused_path.plan(model, loss, batch_size=batch_size, optimizer=opt)
+        plan = fused_path.plan(model, loss, batch_size=batch_size, optimizer=opt, per_sample=per_sample,
+                               threads=threads)
         if isinstance(plan, str):
-            if fused or (threads or 1) > 1 and batch_size == 1:
-                what = f"threads={threads}" if not fused else "fused=True"
+            if fused or (threads or 1) > 1 and batch_size == 1 or per_sample == "compact":
+                what = ("fused=True" if fused else f"threads={threads}" if (threads or 1) > 1 and batch_size == 1
+                        else "per_sample='compact'")
                 raise ValueError(f"fit: {what} needs a fused kernel, but {plan}")
             plan = None
     elif (threads or 1) > 1 and batch_size == 1:
         raise ValueError(f"fit: threads={threads} with batch_size=1 needs the fused per-sample kernel, "
                          f"but fused=False")
+    elif per_sample == "compact":
+        raise ValueError("fit: per_sample='compact' is a fused kernel, but fused=False")
+    if per_sample == "compact" and plan is not None and not plan.per_sample:
+        raise ValueError(f"fit: per_sample='compact' is per-sample plain SGD (batch_size=1, no momentum), got "
+                         f"batch_size={batch_size}, momentum={plan.momentum}")
     if plan is not None:
         try:
             labels, targets = plan.targets(y)
         except fused_path.Unsupported as exc:
-            if fused or ((threads or 1) > 1 and plan.per_sample):
+            if fused or ((threads or 1) > 1 and plan.per_sample) or per_sample == "compact":
                 raise ValueError(f"fit: the fused kernels cannot take these targets: {exc}") from None
             plan = None
     history = History()
     history.path = "fused" if plan is not None else "layers"
     history.threads = threads
+    history.per_sample = plan.strategy if plan is not None and plan.per_sample else None
     with blas_threads(None if plan is not None and plan.per_sample else threads), interrupt.deferred():
         if plan is not None:
             Xc = np.ascontiguousarray(X, dtype=plan.dtype)

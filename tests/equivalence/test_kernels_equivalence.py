@@ -26,7 +26,7 @@ LAYOUTS = {"C": lambda args, skip=(): args, "F": fortran, "strided": strided}
 #: Sizes for the fixed cases: >= 2 everywhere, so that F order and slices differ from C order.
 SMALL = {"B": 4, "I": 5, "O": 3, "K": 3, "N": 4, "M": 5, "P": 3, "L": 3, "S": 4}
 #: The epoch kernels: they return (losses, done, ...) and stop at the first non-finite loss.
-EPOCHS = ("sgd_epoch", "sgd_minibatch_epoch")
+EPOCHS = ("sgd_epoch", "sgd_epoch_compact", "sgd_minibatch_epoch")
 OTHER_FLOAT = {np.dtype(np.float32): np.float64, np.dtype(np.float64): np.float32}
 
 size = st.one_of(st.just(0), st.just(1), st.integers(0, 40))
