@@ -147,6 +147,7 @@ def _matmul_cases(sizes_name: str) -> list[Case]:
 
 
 def _fused_cases(sizes_name: str) -> list[Case]:
+    from bench.fused_traffic import fused_traffic, traffic_bytes
     from kernels import fused as fk
 
     samples = {"full": 2000, "quick": 500, "tiny": 20}[sizes_name]
@@ -169,7 +170,7 @@ def _fused_cases(sizes_name: str) -> list[Case]:
                 np.zeros((0, widths[-1]), dtype), order, dtype(1e-6))
         dense = params - widths[0] * widths[1]
         flops = samples * 6.0 * (nz_rows + dense)
-        nbytes = samples * item * 3.0 * (nz_rows + dense)  # read forward, read + write backward
+        nbytes = traffic_bytes(fused_traffic(Xd, order, widths), item)  # counted: bench/fused_traffic.py
         group = f"fused_sgd_epoch[samples={samples},{'-'.join(map(str, widths))},{np.dtype(dtype).name}]"
         cases.append(Case(group, "numba-fused", np.dtype(dtype).name, {"samples": samples}, fk.sgd_epoch, args, flops,
                           nbytes, baseline="numba-fused", extra={"op": "fused_sgd_epoch"}))

@@ -1,20 +1,26 @@
-"""Per-sample SGD on the tutorial network, measured side by side in one run.
+"""Per-sample SGD on the tutorial network, measured side by side, several interleaved repeats.
 
-    python -m bench.persample [--samples 20000] [--quick]
+    python -m bench.persample [--repeats 5] [--samples 20000] [--slow-samples 2000] [--quick]
 
 Trains 784-512-512-10 sigmoid + softmax-cross-entropy one sample at a time on
 Fashion-MNIST (file order, lr 0.02, Xavier-normal init) with:
 
-* the tutorial-style NumPy loop (float64, fresh arrays every step),
-* a tidy in-place NumPy loop (float32, preallocated buffers, zero rows skipped),
+* the tutorial-style NumPy loop (fresh arrays every step), in float64 and float32,
+* a tidy in-place NumPy loop (preallocated buffers, zero rows skipped), float64 and float32,
 * scratchnet's layer-by-layer path with the numpy backend (float32),
-* the fused Numba kernel (float64 and float32, one thread) and on 2 threads,
+* the fused Numba kernel (``fit(..., per_sample="fused")``, float64 and float32) on
+  one thread and on 2 threads,
 
-and a streaming kernel that only moves the same weight bytes a fused step
-moves (forward reads, backward reads and writes, zero pixels skipped): its
-rate is the memory-traffic ceiling the fused kernel is compared with.
-NumPy's BLAS is limited to one thread.  Every variant is warmed up (compiled)
-before it is timed; compile times are reported separately.
+and a kernel that moves exactly the fused kernel's bytes (:mod:`bench.fused_traffic`:
+the same weight rows, passes, reads and writes, no math): its rate is what that
+traffic costs on this machine.  Its bytes per sample are compared with the cache
+sizes read from the machine, to say which level of the memory hierarchy it measures.
+
+Only training is timed: data conversion to the variant's dtype, initial weights and
+model construction happen before the clock starts.  Ratios are like for like in
+dtype.  NumPy's BLAS is limited to one thread.  Every variant is run once on a few
+samples first (compiled) and each repeat runs all variants in turn; figures are
+min-max over the repeats.
 """
 from __future__ import annotations
 
@@ -22,11 +28,14 @@ import argparse
 import os
 import platform
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
-from numba import njit
 
-from bench import output
+from bench import machine, output
+from bench.fused_traffic import fused_traffic, memory_level, stream_same_bytes, traffic_bytes
+from kernels.cachesize import cache_lines, cache_sizes
 from net import CrossEntropyLoss, Linear, Sequential, Sigmoid, fit
 from net.data import fashion_mnist
 
@@ -42,17 +51,31 @@ def init_weights(dtype, seed=0):
     return Ws, bs
 
 
+def prepare(X, y, n, dtype) -> dict:
+    """Untimed set-up shared by the variants: the first ``n`` samples in ``dtype`` and fresh weights."""
+    Ws, bs = init_weights(dtype)
+    return {"X": np.ascontiguousarray(X[:n], dtype=dtype), "y": np.ascontiguousarray(y[:n]), "Ws": Ws, "bs": bs}
+
+
+def _check_dtype(state):
+    if state["X"].dtype != state["Ws"][0].dtype:
+        raise TypeError(f"data is {state['X'].dtype}, weights are {state['Ws'][0].dtype}: convert before timing")
+
+
 # ---- (a) tutorial style -------------------------------------------------------------------
 
 def _sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
-def tutorial_numpy(X, y, n):
-    """What the tutorials write: float64, new arrays for every intermediate, np.outer updates."""
-    (W1, W2, W3), (b1, b2, b3) = init_weights(np.float64)
-    X = X.astype(np.float64)
-    eye = np.eye(10)
+def tutorial_numpy(state, n):
+    """What the tutorials write: new arrays for every intermediate, np.outer updates (data already converted)."""
+    _check_dtype(state)
+    X, y = state["X"], state["y"]
+    (W1, W2, W3), (b1, b2, b3) = state["Ws"], state["bs"]
+    dtype = W1.dtype.type
+    lr = dtype(LR)
+    eye = np.eye(10, dtype=W1.dtype)
     for i in range(n):
         x, t = X[i], eye[y[i]]
         a1 = _sigmoid(x @ W1 + b1)
@@ -63,24 +86,26 @@ def tutorial_numpy(X, y, n):
         d3 = p - t
         d2 = (d3 @ W3.T) * a2 * (1 - a2)
         d1 = (d2 @ W2.T) * a1 * (1 - a1)
-        W3 -= LR * np.outer(a2, d3)
-        b3 -= LR * d3
-        W2 -= LR * np.outer(a1, d2)
-        b2 -= LR * d2
-        W1 -= LR * np.outer(x, d1)
-        b1 -= LR * d1
+        W3 -= lr * np.outer(a2, d3)
+        b3 -= lr * d3
+        W2 -= lr * np.outer(a1, d2)
+        b2 -= lr * d2
+        W1 -= lr * np.outer(x, d1)
+        b1 -= lr * d1
 
 
 # ---- (b) tidy in-place NumPy ---------------------------------------------------------------
 
-def tidy_numpy(X, y, n):
-    """Float32, preallocated buffers, in-place ufuncs, only nonzero input rows of W1 updated."""
-    (W1, W2, W3), (b1, b2, b3) = init_weights(np.float32)
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    a1, a2, z3 = np.empty(512, np.float32), np.empty(512, np.float32), np.empty(10, np.float32)
-    d1, d2 = np.empty(512, np.float32), np.empty(512, np.float32)
-    o2, o3 = np.empty((512, 512), np.float32), np.empty((512, 10), np.float32)
-    lr = np.float32(LR)
+def tidy_numpy(state, n):
+    """Preallocated buffers, in-place ufuncs, only nonzero input rows of W1 updated (data already converted)."""
+    _check_dtype(state)
+    X, y = state["X"], state["y"]
+    (W1, W2, W3), (b1, b2, b3) = state["Ws"], state["bs"]
+    dt = W1.dtype
+    a1, a2, z3 = np.empty(512, dt), np.empty(512, dt), np.empty(10, dt)
+    d1, d2 = np.empty(512, dt), np.empty(512, dt)
+    o2, o3 = np.empty((512, 512), dt), np.empty((512, 10), dt)
+    lr = dt.type(LR)
 
     def sig(z):
         np.negative(z, out=z)
@@ -120,126 +145,171 @@ def tidy_numpy(X, y, n):
 
 # ---- (c) scratchnet -------------------------------------------------------------------------
 
-def scratchnet_model(backend, dtype):
-    (W1, W2, W3), _ = init_weights(dtype)
-    layers = [Linear(784, 512, backend=backend, dtype=dtype), Sigmoid(backend=backend),
-              Linear(512, 512, backend=backend, dtype=dtype), Sigmoid(backend=backend),
-              Linear(512, 10, backend=backend, dtype=dtype)]
-    for layer, W in zip(layers[::2], (W1, W2, W3)):
-        layer.params["W"][...] = W
-    return Sequential(layers)
+def scratchnet_setup(backend, dtype):
+    def setup(X, y, n):
+        state = prepare(X, y, n, dtype)
+        layers = [Linear(784, 512, backend=backend, dtype=dtype), Sigmoid(backend=backend),
+                  Linear(512, 512, backend=backend, dtype=dtype), Sigmoid(backend=backend),
+                  Linear(512, 10, backend=backend, dtype=dtype)]
+        for layer, W in zip(layers[::2], state["Ws"]):
+            layer.params["W"][...] = W
+        state["model"], state["loss"] = Sequential(layers), CrossEntropyLoss(backend=backend)
+        return state
+    return setup
 
 
-def scratchnet_run(backend, dtype, threads=1):
-    def run(X, y, n):
-        model = scratchnet_model(backend, dtype)
-        hist = fit(model, CrossEntropyLoss(backend=backend), X[:n], y[:n], batch_size=1, epochs=1, lr=LR,
-                   shuffle=False, threads=threads)
+def scratchnet_run(backend, threads=1):
+    per_sample = "fused" if backend == "numba" else "auto"
+
+    def run(state, n):
+        hist = fit(state["model"], state["loss"], state["X"][:n], state["y"][:n], batch_size=1, epochs=1, lr=LR,
+                   shuffle=False, threads=threads, per_sample=per_sample)
         expected = "fused" if backend == "numba" else "layers"
         assert hist.path == expected, hist.path
     return run
 
 
-# ---- the bandwidth ceiling --------------------------------------------------------------------
+# ---- the same-bytes kernel ----------------------------------------------------------------------
 
-@njit(cache=True, fastmath={"reassoc", "contract", "nsz"}, nogil=True)
-def stream_like_fused_step(X, order, W1, W2, W3, scale):
-    """Move exactly the weight bytes of a fused step, no math: forward reads (W1 rows of nonzero
-    pixels, W2, W3) and backward read-modify-writes of the same rows."""
-    acc = W1[0, 0] * 0
-    for s in range(order.shape[0]):
-        x = X[order[s]]
-        for k in range(W1.shape[0]):
-            if x[k] != 0:
-                for j in range(W1.shape[1]):
-                    acc += W1[k, j]
-        for W in (W2, W3):
-            for k in range(W.shape[0]):
-                for j in range(W.shape[1]):
-                    acc += W[k, j]
-        for W in (W3, W2):
-            for k in range(W.shape[0]):
-                for j in range(W.shape[1]):
-                    W[k, j] = W[k, j] * scale
-        for k in range(W1.shape[0]):
-            if x[k] != 0:
-                for j in range(W1.shape[1]):
-                    W1[k, j] = W1[k, j] * scale
-    return acc
-
-
-def stream_run(X, y, n):
-    (W1, W2, W3), _ = init_weights(np.float32)
-    stream_like_fused_step(np.ascontiguousarray(X, np.float32), np.arange(n), W1, W2, W3, np.float32(1))
+def same_bytes_run(state, n):
+    _check_dtype(state)
+    stream_same_bytes(tuple(state["Ws"]), tuple(state["bs"]), state["X"], np.arange(n),
+                      state["X"].dtype.type(1))
 
 
 # ---- driver -----------------------------------------------------------------------------------
 
-def _time(fn, X, y, n, warm):
-    t0 = time.perf_counter()
-    fn(X, y, warm)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fn(X, y, warm)
-    warm_again = time.perf_counter() - t0
-    compile_s = max(0.0, first - warm_again)
-    t0 = time.perf_counter()
-    fn(X, y, n)
-    elapsed = time.perf_counter() - t0
-    return n / elapsed, compile_s
+@dataclass
+class Variant:
+    name: str
+    dtype: str
+    threads: int
+    setup: Callable          # (X, y, n) -> state, untimed
+    run: Callable            # (state, n), timed: training only
+    slow: bool               # timed on --slow-samples instead of --samples
 
 
-def measure(n_fast=20000, n_slow=2000, quick=False) -> list[dict]:
-    """Run every variant; return rows ``{name, dtype, threads, samples, samples_per_s, compile_s}``."""
+TUTORIAL, TIDY, LAYERS = "tutorial-style NumPy loop", "tidy in-place NumPy loop", "scratchnet, numpy backend"
+FUSED, SAME_BYTES = "scratchnet fused (numba)", "same-bytes kernel (fused's traffic, no math)"
+
+
+def variants() -> list[Variant]:
+    out = []
+    for dtype in ("float64", "float32"):
+        dt = np.dtype(dtype).type
+
+        def setup(X, y, n, dt=dt):
+            return prepare(X, y, n, dt)
+        out += [Variant(TUTORIAL, dtype, 1, setup, tutorial_numpy, True),
+                Variant(TIDY, dtype, 1, setup, tidy_numpy, True)]
+    out.append(Variant(LAYERS, "float32", 1, scratchnet_setup("numpy", np.float32), scratchnet_run("numpy"), True))
+    for dtype in ("float64", "float32"):
+        dt = np.dtype(dtype).type
+        out.append(Variant(FUSED, dtype, 1, scratchnet_setup("numba", dt), scratchnet_run("numba"), False))
+    out.append(Variant(FUSED, "float32", 2, scratchnet_setup("numba", np.float32), scratchnet_run("numba", 2), False))
+    for dtype in ("float64", "float32"):
+        dt = np.dtype(dtype).type
+
+        def setup(X, y, n, dt=dt):
+            return prepare(X, y, n, dt)
+        out.append(Variant(SAME_BYTES, dtype, 1, setup, same_bytes_run, False))
+    return out
+
+
+def variant(name: str, dtype: str, threads: int = 1) -> Variant:
+    """The variant called ``name`` in ``dtype`` on ``threads`` threads."""
+    return next(v for v in variants() if (v.name, v.dtype, v.threads) == (name, dtype, threads))
+
+
+def _timed(v: Variant, X, y, n) -> float:
+    state = v.setup(X, y, n)          # conversion, weights, model: not timed
+    t0 = time.perf_counter()
+    v.run(state, n)
+    return n / (time.perf_counter() - t0)
+
+
+def measure(n_fast=20000, n_slow=2000, repeats=5, quick=False, log=print) -> dict:
+    """Run every variant ``repeats`` times (round-robin); return ``{"rows": [...], "n_fast", "n_slow"}``,
+    one row per variant with ``rates`` (samples/s per repeat, in repeat order) and ``compile_s``."""
     from threadpoolctl import threadpool_limits
 
     X, y, _, _ = fashion_mnist()
     if quick:
-        n_fast, n_slow = min(n_fast, 3000), min(n_slow, 300)
-    variants = [
-        ("tutorial-style NumPy loop", "float64", 1, tutorial_numpy, n_slow),
-        ("tidy in-place NumPy loop", "float32", 1, tidy_numpy, n_slow),
-        ("scratchnet, numpy backend", "float32", 1, scratchnet_run("numpy", np.float32), n_slow),
-        ("scratchnet fused (numba)", "float64", 1, scratchnet_run("numba", np.float64), n_fast),
-        ("scratchnet fused (numba)", "float32", 1, scratchnet_run("numba", np.float32), n_fast),
-        ("scratchnet fused (numba)", "float32", 2, scratchnet_run("numba", np.float32, threads=2), n_fast),
-        ("streaming ceiling (same bytes)", "float32", 1, stream_run, n_fast),
-    ]
-    rows = []
+        n_fast, n_slow, repeats = min(n_fast, 3000), min(n_slow, 300), min(repeats, 2)
+    vs = variants()
+    rows = [{"name": v.name, "dtype": v.dtype, "threads": v.threads, "samples": n_slow if v.slow else n_fast,
+             "rates": []} for v in vs]
     with threadpool_limits(limits=1):
-        for name, dtype, threads, fn, n in variants:
-            rate, compile_s = _time(fn, X, y, n, warm=50)
-            rows.append({"name": name, "dtype": dtype, "threads": threads, "samples": n,
-                         "samples_per_s": rate, "compile_s": compile_s})
-    return rows
+        for v, row in zip(vs, rows):             # warm-up: compile (or load from the cache) on 50 samples
+            t0 = time.perf_counter()
+            v.run(v.setup(X, y, 50), 50)
+            first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            v.run(v.setup(X, y, 50), 50)
+            row["compile_s"] = max(0.0, first - (time.perf_counter() - t0))
+        for r in range(repeats):
+            for v, row in zip(vs, rows):
+                row["rates"].append(_timed(v, X, y, row["samples"]))
+            log(f"repeat {r + 1}/{repeats} done")
+    return {"rows": rows, "n_fast": n_fast, "n_slow": n_slow, "repeats": repeats,
+            "traffic": fused_traffic(X[:n_fast], np.arange(n_fast), SIZES)}
 
 
-def report(rows: list[dict]) -> str:
-    """Markdown table plus the ratios the targets are stated in."""
-    by = {(r["name"], r["dtype"], r["threads"]): r["samples_per_s"] for r in rows}
-    tut = by[("tutorial-style NumPy loop", "float64", 1)]
-    tidy = by[("tidy in-place NumPy loop", "float32", 1)]
-    f32 = by[("scratchnet fused (numba)", "float32", 1)]
-    f64 = by[("scratchnet fused (numba)", "float64", 1)]
-    t2 = by[("scratchnet fused (numba)", "float32", 2)]
-    ceiling = by[("streaming ceiling (same bytes)", "float32", 1)]
-    lines = ["| variant | dtype | threads | samples | samples/s | vs tutorial | compile (s) |",
-             "|---|---|---|---|---|---|---|"]
+def _range(values, fmt="{:,.0f}", suffix=""):
+    lo, hi = min(values), max(values)
+    return (fmt.format(lo) + suffix) if fmt.format(lo) == fmt.format(hi) else \
+        f"{fmt.format(lo)}-{fmt.format(hi)}{suffix}"
+
+
+def report(result: dict) -> str:
+    """Markdown: samples/s ranges, like-for-like ratios (per repeat, then min-max), the same-bytes traffic."""
+    rows = result["rows"]
+    by = {(r["name"], r["dtype"], r["threads"]): np.array(r["rates"]) for r in rows}
+    lines = [f"{result['repeats']} repeats, every variant in turn in each repeat; samples/s as min-max over the repeats.",
+             "",
+             "| variant | dtype | threads | samples | samples/s | compile (s) |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['dtype']} | {r['threads']} | {r['samples']} | "
-                     f"{r['samples_per_s']:,.0f} | {r['samples_per_s'] / tut:.1f}x | {r['compile_s']:.2f} |")
-    lines += [
-        "",
-        f"- fused float32 / tutorial NumPy: **{f32 / tut:.1f}x** (target >= 25x)",
-        f"- fused float32 / tidy NumPy: **{f32 / tidy:.1f}x** (target >= 6x)",
-        f"- fused float64 / fused float32: **{f64 / f32:.2f}** (target >= 0.5)",
-        f"- 2 threads / 1 thread (float32): **{t2 / f32:.2f}x** (target >= 1.7x)",
-        f"- fused float32 / streaming ceiling: **{f32 / ceiling:.0%}** of the memory-traffic ceiling",
-        "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, NumPy {np.__version__}, "
-        f"Numba {__import__('numba').__version__}; NumPy BLAS limited to 1 thread.",
-    ]
+                     f"{_range(r['rates'])} | {r['compile_s']:.2f} |")
+
+    def ratio(a, b):           # per repeat (same round), then the range
+        return by[a] / by[b]
+    f64, f32 = (FUSED, "float64", 1), (FUSED, "float32", 1)
+    lines += ["", "Ratios, like for like in dtype (each repeat's pair, min-max over the repeats):", ""]
+    for dt, f in (("float64", f64), ("float32", f32)):
+        lines.append(f"- fused {dt} / tutorial NumPy {dt}: **{_range(ratio(f, (TUTORIAL, dt, 1)), '{:.1f}', 'x')}**"
+                     + (" (target >= 25x)" if dt == "float32" else ""))
+    for dt, f in (("float64", f64), ("float32", f32)):
+        lines.append(f"- fused {dt} / tidy NumPy {dt}: **{_range(ratio(f, (TIDY, dt, 1)), '{:.1f}', 'x')}**"
+                     + (" (target >= 6x)" if dt == "float32" else ""))
+    lines += [f"- fused float64 / fused float32: **{_range(ratio(f64, f32), '{:.2f}')}** (target >= 0.5)",
+              f"- 2 threads / 1 thread (fused float32): **{_range(ratio((FUSED, 'float32', 2), f32), '{:.2f}', 'x')}** "
+              "(target >= 1.7x)"]
+    traffic = result["traffic"]
+    n = traffic["samples"]
+    sizes = cache_sizes()
+    lines += ["", f"Traffic of the fused kernel (counted by `bench.fused_traffic.fused_traffic` on the {n:,} timed "
+              "samples; the same-bytes kernel makes exactly these accesses):", ""]
+    for dt, f in (("float64", f64), ("float32", f32)):
+        item = np.dtype(dt).itemsize
+        per = traffic_bytes(traffic, item) / n
+        wbytes = item * sum(a * b for a, b in zip(SIZES, SIZES[1:]))
+        dense = sum(a * b for a, b in zip(SIZES[1:], SIZES[2:]))
+        w1_read = (traffic["weight_reads"] - 2 * n * dense) / SIZES[1] / n
+        w1_written = (traffic["weight_writes"] - n * dense) / SIZES[1] / n
+        same = by[(SAME_BYTES, dt, 1)]
+        lines.append(
+            f"- {dt}: {per / 1e6:.2f} MB per sample (first layer: {w1_read:.0f} of {SIZES[0]} rows read, "
+            f"{w1_written:.0f} written); weights {wbytes / 2**20:.2f} MiB, smallest cache "
+            f"that holds them: {memory_level(wbytes, sizes)} ({', '.join(cache_lines())}). Same-bytes kernel {_range(same)} samples/s = "
+            f"{_range(same * per / 1e9, '{:.0f}')} GB/s; fused {_range(by[f] * per / 1e9, '{:.0f}')} GB/s, "
+            f"**{_range(ratio(f, (SAME_BYTES, dt, 1)), '{:.0%}')}** of the same-bytes kernel")
+    lines += ["",
+              f"Machine: {machine.cpu_model()}, "
+              f"{os.cpu_count()} cores, {', '.join(cache_lines())}; "
+              f"Python {platform.python_version()}, NumPy {np.__version__}, "
+              f"Numba {__import__('numba').__version__}; NumPy BLAS limited to 1 thread."]
     return "\n".join(lines)
 
 
@@ -248,14 +318,17 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=20000, help="samples timed for the fast variants")
     parser.add_argument("--slow-samples", type=int, default=2000, help="samples timed for the NumPy loops")
-    parser.add_argument("--quick", action="store_true", help="few samples (smoke test)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of every variant (ranges are min-max)")
+    parser.add_argument("--quick", action="store_true", help="few samples, 2 repeats (smoke test)")
     output.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
     try:
         folder = output.chosen_dir(args)
     except output.OutputError as exc:
         parser.error(str(exc))
-    text = report(measure(args.samples, args.slow_samples, args.quick))
+    text = report(measure(args.samples, args.slow_samples, args.repeats, args.quick))
     print(text)
     print(f"wrote {output.write_text(folder, 'persample.md', text + chr(10))}")
     return 0
