@@ -4,8 +4,12 @@
 
 Hogwild: two threads run the single-thread fused kernel on interleaved halves of the
 epoch, updating the shared weights without locks (Niu et al. 2011).  Exact: the row-split
-kernel that ``fit(..., threads=2)`` uses.  Prints samples/s and test accuracy for each.
+kernel that ``fit(..., threads=2)`` uses.  Prints samples/s and test accuracy for each, and
+the machine's cache sizes and load average (the exact split meets at a spin barrier after
+every layer, so another job on the second core slows it far more than Hogwild).
 """
+import argparse
+import os
 import threading
 import time
 
@@ -24,7 +28,12 @@ def tutorial_model():
     return model
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    from bench.machine import cpu_model
+    from kernels.cachesize import cache_lines
+    print(f"{cpu_model()}, {os.cpu_count()} cores, {', '.join(cache_lines())}; "
+          f"load average {os.getloadavg()[0]:.2f} before the run")
     X, y, X_test, y_test = fashion_mnist()
     warm = plan(tutorial_model(), CrossEntropyLoss(), batch_size=1)
     labels, targets = warm.targets(y)
