@@ -33,9 +33,10 @@ def _refuse_shared_folder() -> None:
 
 _refuse_shared_folder()
 
+from .blas_lib import choice as _blas_choice  # noqa: E402
 from .numba_cache import invalidate_if_sources_changed  # noqa: E402
 
-invalidate_if_sources_changed()
+invalidate_if_sources_changed(salt=_blas_choice())
 
 #: The operations every backend provides, under these names.
 OPERATIONS = (

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .blas import gemm_at_b
+from .blas import gemm_ab, gemm_abt, gemm_at_b
 from .codes import IDENTITY, MSE, RELU, SOFTMAX_CE
 from .fused_math import _FASTMATH, _act, _act_grad_from_output, _activate, _backward_rows, _output_loss_and_delta
 
@@ -282,9 +282,9 @@ def sgd_epoch_compact(weights, biases, bias_on, activations, loss_kind, X, label
             A0[j] = X[order[s0 + j]]
         G = no_known
         if first_compact:
-            np.dot(A0, weights[0], Z1[:nb])
+            gemm_ab(Z1[:nb], A0, weights[0], X.dtype.type(1), zero)
             G = G1[:nb * nb].reshape(nb, nb)
-            np.dot(A0, A0.T, G)
+            gemm_abt(G, A0, A0, X.dtype.type(1), zero)
         for j in range(nb):
             # forward
             for l in range(2 if pipelined and j > 0 else 0, L):

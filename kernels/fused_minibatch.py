@@ -8,11 +8,10 @@ PyTorch-style momentum (``v = momentum v + g; w -= lr v``), exactly as
 ``net.fit`` does it layer by layer -- only without a Python call, a temporary
 array or a dtype check per layer and batch:
 
-* the three GEMMs of every layer go to BLAS (SciPy's ``cython_blas``): the forward
-  ``A @ W`` and the input gradient ``delta @ W^T`` as ``np.dot`` into preallocated
-  outputs, the weight gradient ``A^T @ delta`` accumulated straight into the weights
-  (or the momentum buffer) by :func:`kernels.blas.gemm_at_b`; transposes are BLAS
-  flags, not copies;
+* the three GEMMs of every layer go to BLAS (:mod:`kernels.blas`: NumPy's own OpenBLAS,
+  else SciPy's): the forward ``A @ W`` and the input gradient ``delta @ W^T`` into
+  preallocated outputs, the weight gradient ``A^T @ delta`` accumulated straight into the
+  weights (or the momentum buffer); transposes are BLAS flags, not copies;
 * bias, activation, loss and its gradient, the activation derivative and the
   update are single passes over preallocated buffers, in the input's dtype.
 
@@ -23,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .blas import gemm_at_b
+from .blas import gemm_ab, gemm_abt, gemm_at_b
 from .codes import IDENTITY, MSE, RELU, SOFTMAX_CE
 from .fused_math import _activate, _output_loss_and_delta
 
@@ -147,6 +146,7 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
     row_loss = np.empty(bs, dtype=X.dtype)
     use_momentum = momentum != 0
     one = X.dtype.type(1)
+    zero = X.dtype.type(0)
     K = widths[L]
     for bi in range(n_batches):
         start = bi * batch_size
@@ -158,7 +158,7 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
         for l in range(L):
             Ain = acts[offsets[l]:offsets[l] + nb * widths[l]].reshape(nb, widths[l])
             Aout = acts[offsets[l + 1]:offsets[l + 1] + nb * widths[l + 1]].reshape(nb, widths[l + 1])
-            np.dot(Ain, weights[l], Aout)
+            gemm_ab(Aout, Ain, weights[l], one, zero)
             _bias_and_activation(Aout, biases[l], activations[l] if l < L - 1 else IDENTITY)
         Z = acts[offsets[L]:offsets[L] + nb * K].reshape(nb, K)
         delta = d0[:nb * K].reshape(nb, K)
@@ -179,7 +179,7 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
                         db[j] += delta[i, j]
             if l > 0:                                    # input gradient with the weights before the update
                 nxt = (d1 if cur == 0 else d0)[:nb * n_in].reshape(nb, n_in)
-                np.dot(delta, weights[l].T, nxt)
+                gemm_abt(nxt, delta, weights[l], one, zero)
                 _times_activation_grad(nxt, Ain, activations[l - 1])
             # the weight gradient Ain.T @ delta goes straight into the weights (plain SGD:
             # W = W - lr * grad) or the velocity (v = momentum * v + grad) as one BLAS call

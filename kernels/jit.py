@@ -4,9 +4,10 @@ Shapes, dtypes and the math are documented once, in :mod:`kernels.reference`.
 Habits kept here:
 
 * ``@njit(cache=True)``, explicit loops, innermost loop over the contiguous last axis;
-  the Linear layers' GEMMs are ``np.dot`` into preallocated outputs, which Numba hands
-  to SciPy's BLAS (``matmul_naive``/``matmul`` stay hand-written: they are the teaching
-  kernels the benchmark compares with BLAS);
+  the Linear layers' GEMMs go to BLAS into preallocated outputs through
+  :mod:`kernels.blas` (NumPy's own OpenBLAS where it is bundled, else SciPy's -- what
+  ``np.dot`` inside ``@njit`` would call); ``matmul_naive``/``matmul`` stay hand-written:
+  they are the teaching kernels the benchmark compares with BLAS;
 * ``exp`` through :func:`kernels.vmath.vexp` (SIMD; Numba's ``np.exp`` is scalar libm),
   ``error_model="numpy"`` where a loop divides (else a zero-division branch stops
   vectorisation);
@@ -32,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from . import fused
+from .blas import gemm_ab, gemm_abt, gemm_at_b
 from .contract import kernel
 from .gemm import matmul_packed
 from .reference import EPS
@@ -65,16 +67,17 @@ def matmul(A, B):
 
 
 @njit(cache=True)
-def _linear_forward(x, W, b):
-    # One BLAS GEMM into a preallocated output (np.dot inside njit calls SciPy's BLAS),
-    # then the bias in one pass over the output rows.
+def _linear_forward(x, W, b, y):
+    # One BLAS GEMM into the output y (allocated by NumPy in the wrapper; kernels.blas calls
+    # NumPy's own OpenBLAS, else SciPy's), then the bias in one pass over the output rows.
     Bn, I = x.shape
     O = W.shape[1]
-    y = np.empty((Bn, O), dtype=x.dtype)
     if I == 0:                                     # BLAS is not called with an empty inner dimension
         y[:] = 0
+    elif Bn == 1:                                  # one row: GEMV (np.dot -> SciPy's ?gemv); OpenBLAS's
+        np.dot(x[0], W, y[0])                      # dgemm with one row ran at 0.4x NumPy's here
     else:
-        np.dot(x, W, y)
+        gemm_ab(y, x, W, x.dtype.type(1), x.dtype.type(0))
     for r in range(Bn):
         row = y[r]
         for j in range(O):
@@ -84,7 +87,7 @@ def _linear_forward(x, W, b):
 
 @kernel
 def linear_forward(x, W, b):
-    return _linear_forward(x, W, b)
+    return _linear_forward(x, W, b, np.empty((x.shape[0], W.shape[1]), x.dtype))
 
 
 #: Up to this many rows, ``linear_backward`` forms ``dW`` as a sum of outer products written
@@ -111,22 +114,20 @@ def _outer_sum(x, dy, dW):
 
 
 @njit(cache=True)
-def _linear_backward(x, W, dy):
-    # dx = dy @ W.T and dW = x.T @ dy as BLAS GEMMs into preallocated outputs; the
-    # transposes are BLAS flags (W.T and x.T are F-ordered views), not copies.
+def _linear_backward(x, W, dy, dx, dW):
+    # dx = dy @ W.T and dW = x.T @ dy as BLAS GEMMs into the outputs (allocated by NumPy in
+    # the wrapper); the transposes are BLAS flags (W.T and x.T are F-ordered views), not copies.
     Bn, O = dy.shape
-    I = W.shape[0]
-    dx = np.empty((Bn, I), dtype=dy.dtype)
-    dW = np.empty((I, O), dtype=dy.dtype)
     if O == 0 or Bn == 0:                          # BLAS is not called with an empty inner dimension
         dx[:] = 0
         dW[:] = 0
     else:
-        np.dot(dy, W.T, dx)
+        one, zero = dy.dtype.type(1), dy.dtype.type(0)
+        gemm_abt(dx, dy, W, one, zero)
         if Bn <= _OUTER_ROWS:
             _outer_sum(x, dy, dW)
         else:
-            np.dot(x.T, dy, dW)
+            gemm_at_b(dW, x, dy, one, zero)
     db = np.zeros(O, dtype=dy.dtype)
     for i in range(Bn):
         for j in range(O):
@@ -136,7 +137,7 @@ def _linear_backward(x, W, dy):
 
 @kernel
 def linear_backward(x, W, dy):
-    return _linear_backward(x, W, dy)
+    return _linear_backward(x, W, dy, np.empty((dy.shape[0], W.shape[0]), dy.dtype), np.empty(W.shape, dy.dtype))
 
 
 # Elementwise kernels walk flat views: the output is allocated C-ordered (np.empty, not
@@ -216,11 +217,11 @@ def sigmoid_backward(y, dy):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _softmax(z):
+def _softmax(z, s):
     # Per row: the max through vmax (NaN-propagating, vectorises), exp(z - max) through the
-    # SIMD vexp, the sum reassociated (so it vectorises), one multiply by 1/sum.
+    # SIMD vexp, the sum reassociated (so it vectorises), one multiply by 1/sum.  The output
+    # s is allocated by NumPy in the wrapper (huge pages for large arrays, as the others).
     Bn, K = z.shape
-    s = np.empty_like(z)
     for i in range(Bn):
         row = z[i]
         out = s[i]
@@ -239,7 +240,7 @@ def _softmax(z):
 
 @kernel
 def softmax(z):
-    return _softmax(z)
+    return _softmax(z, np.empty(z.shape, z.dtype))
 
 
 @njit(cache=True)
@@ -260,10 +261,10 @@ def softmax_jacobian(s):
     return _softmax_jacobian(s)
 
 
-@njit(cache=True)
-def _softmax_backward(s, ds):
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _softmax_backward(s, ds, dz):
+    # the row's dot product reassociated so it vectorises (strict order: a scalar loop)
     Bn, K = s.shape
-    dz = np.empty_like(s)
     for i in range(Bn):
         dot = s.dtype.type(0)
         for k in range(K):
@@ -275,7 +276,7 @@ def _softmax_backward(s, ds):
 
 @kernel
 def softmax_backward(s, ds):
-    return _softmax_backward(s, ds)
+    return _softmax_backward(s, ds, np.empty(s.shape, s.dtype))
 
 
 @njit(cache=True)
@@ -432,8 +433,10 @@ def softmax_cross_entropy_backward(p, y):
     return _sce_backward_dense(p, y)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _mse(pred, target):
+    # the sum reassociated so it vectorises (strict order made it a scalar loop: 0.67x NumPy's
+    # pairwise SIMD mean at 1024x512 float32); no nnan/ninf, so NaN/inf still come out
     Bn, K = pred.shape
     loss = np.empty(Bn, dtype=pred.dtype)
     nk = pred.dtype.type(K)
@@ -451,20 +454,24 @@ def mse(pred, target):
     return _mse(pred, target)
 
 
-@njit(cache=True)
-def _mse_backward(pred, target):
-    Bn, K = pred.shape
-    g = np.empty_like(pred)
-    scale = pred.dtype.type(2) / pred.dtype.type(max(Bn * K, 1))
-    for i in range(Bn):
-        for k in range(K):
-            g[i, k] = (pred[i, k] - target[i, k]) * scale
+@njit(cache=True, error_model="numpy")
+def _mse_backward(pred, target, g):
+    # one flat loop over the contiguous rows (a loop over K = 10 per row did not vectorise)
+    n = pred.size
+    scale = pred.dtype.type(2) / pred.dtype.type(max(n, 1))
+    p = pred.reshape(n)
+    t = target.reshape(n)
+    out = g.reshape(n)
+    for i in range(n):
+        out[i] = (p[i] - t[i]) * scale
     return g
 
 
 @kernel
 def mse_backward(pred, target):
-    return _mse_backward(pred, target)
+    # output allocated by NumPy, as for the other elementwise kernels (its allocator hands
+    # large arrays huge pages; np.empty inside @njit faulted in 4 KiB pages: 0.80x at 60000x10)
+    return _mse_backward(pred, target, np.empty(pred.shape, pred.dtype))
 
 
 # The fused per-sample SGD epoch (kernels/fused.py) behind the same contract as its NumPy twin.

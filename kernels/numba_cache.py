@@ -17,17 +17,20 @@ _HERE = Path(__file__).resolve().parent
 _STAMP = "scratchnet-sources.sha256"
 
 
-def sources_hash(folder: Path = _HERE) -> str:
-    """SHA-256 over the names and contents of every ``*.py`` file in ``folder``."""
-    h = hashlib.sha256()
+def sources_hash(folder: Path = _HERE, salt: str = "") -> str:
+    """SHA-256 over ``salt`` and the names and contents of every ``*.py`` file in ``folder``."""
+    h = hashlib.sha256(salt.encode())
     for path in sorted(folder.glob("*.py")):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
 
-def invalidate_if_sources_changed(folder: Path = _HERE) -> bool:
-    """Delete ``folder/__pycache__/*.nbi|*.nbc`` if the sources changed since the last call.
+def invalidate_if_sources_changed(folder: Path = _HERE, salt: str = "") -> bool:
+    """Delete ``folder/__pycache__/*.nbi|*.nbc`` if the sources (or ``salt``) changed since the last call.
+
+    ``salt`` names anything else the compiled code depends on: the kernels pass the BLAS
+    library they call (:func:`kernels.blas_lib.choice`; its integer width is compiled in).
 
     Returns True when stale entries were removed.  Never raises: a read-only
     checkout simply keeps Numba's own behaviour.
@@ -35,7 +38,7 @@ def invalidate_if_sources_changed(folder: Path = _HERE) -> bool:
     cache = folder / "__pycache__"
     stamp = cache / _STAMP
     try:
-        digest = sources_hash(folder)
+        digest = sources_hash(folder, salt)
         if stamp.is_file() and stamp.read_text().strip() == digest:
             return False
         removed = False

@@ -42,3 +42,16 @@ def test_a_read_only_or_missing_cache_folder_is_not_an_error(tmp_path):
     shutil.rmtree(pkg / "__pycache__")
     assert invalidate_if_sources_changed(pkg) is False
     assert (pkg / "__pycache__").is_dir()
+
+
+def test_a_change_of_blas_library_clears_every_cached_kernel(tmp_path):
+    """The compiled code has the BLAS's integer width built in (kernels.blas_lib): a cache made
+    against one library must not be loaded with another."""
+    (tmp_path / "a.py").write_text("x = 1\n")
+    cache = tmp_path / "__pycache__"
+    assert invalidate_if_sources_changed(tmp_path, salt="numpy-openblas-ilp64:lib.so") is False
+    (cache / "a.f-1.py311.nbi").write_text("index")
+    assert invalidate_if_sources_changed(tmp_path, salt="numpy-openblas-ilp64:lib.so") is False
+    assert (cache / "a.f-1.py311.nbi").exists()
+    assert invalidate_if_sources_changed(tmp_path, salt="scipy-cython-blas-lp64") is True
+    assert not (cache / "a.f-1.py311.nbi").exists()
