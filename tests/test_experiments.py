@@ -47,3 +47,36 @@ def test_cli_experiment(tmp_path):
 def test_unknown_experiment_lists_choices():
     with pytest.raises(ValueError, match="choose one of " + ", ".join(EXPERIMENTS)):
         run("nope")
+
+
+def test_experiment_timings_leave_compiling_out(tmp_path):
+    """Every Numba compilation is made to look 1000 s long (the clock the experiment reads jumps);
+    the 'seconds' column must not contain them: the kernels are compiled in a warm-up."""
+    import os
+    import subprocess
+    import sys
+
+    child = (
+        "import sys, time\n"
+        "from numba.core import event\n"
+        "real, jumps = time.perf_counter, []\n"
+        "class Slow(event.Listener):\n"
+        "    def on_start(self, ev): jumps.append(1000.0)\n"
+        "    def on_end(self, ev): pass\n"
+        "event.register('numba:compile', Slow())\n"
+        "time.perf_counter = lambda: real() + sum(jumps)\n"
+        "from net.experiments import run\n"
+        "_, table = run('persample', sys.argv[1], quick=True)\n"
+        "print(table)\n"
+        "print('compilations', len(jumps))\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    res = subprocess.run([sys.executable, "-c", child, str(tmp_path / "out")], capture_output=True, text=True,
+                         env=env, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert int(res.stdout.split("compilations")[-1]) > 0          # a cold cache: it did compile
+    rows = [line for line in res.stdout.splitlines() if line.startswith("|") and "%" in line]
+    assert len(rows) == 2
+    for row in rows:
+        seconds = float(row.split("|")[4])
+        assert seconds < 1000, row
