@@ -73,6 +73,23 @@ def _gemm_call(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, 
 
 
 @njit(cache=True, inline="always")
+def _check3(C, A, B, name):
+    if not (C.flags.c_contiguous and A.flags.c_contiguous and B.flags.c_contiguous):
+        raise ValueError(name)
+    if A.itemsize != C.itemsize or B.itemsize != C.itemsize:
+        raise TypeError(name)
+
+
+@njit(cache=True, inline="always")
+def _scale(C, beta):
+    """``C *= beta`` (``beta == 0``: C = 0, NaN or not, as BLAS does); for an empty inner dimension."""
+    Cf = C.reshape(C.size)
+    dt = C.dtype.type
+    for q in range(Cf.shape[0]):
+        Cf[q] = dt(0) if beta == 0 else Cf[q] * dt(beta)
+
+
+@njit(cache=True, inline="always")
 def gemm_at_b(C, A, D, alpha, beta):
     """``C = beta * C + alpha * A.T @ D`` for C-contiguous C (I, O), A (nb, I), D (nb, O), one float dtype.
 
@@ -91,29 +108,10 @@ def gemm_at_b(C, A, D, alpha, beta):
         return
     dt = C.dtype.type
     if nb == 0:                                    # BLAS needs k >= 1; alpha * (empty sum) = 0
-        Cf = C.reshape(C.size)
-        for k in range(Cf.shape[0]):
-            Cf[k] *= dt(beta)
+        _scale(C, beta)
         return
     _gemm_call(ord("N"), ord("T"), O, I, nb, dt(alpha), D.ctypes.data, O, A.ctypes.data, I, dt(beta),
                C.ctypes.data, O)
-
-
-@njit(cache=True, inline="always")
-def _check3(C, A, B, name):
-    if not (C.flags.c_contiguous and A.flags.c_contiguous and B.flags.c_contiguous):
-        raise ValueError(name)
-    if A.itemsize != C.itemsize or B.itemsize != C.itemsize:
-        raise TypeError(name)
-
-
-@njit(cache=True, inline="always")
-def _scale(C, beta):
-    """``C *= beta`` (``beta == 0``: C = 0, NaN or not, as BLAS does); for an empty inner dimension."""
-    Cf = C.reshape(C.size)
-    dt = C.dtype.type
-    for q in range(Cf.shape[0]):
-        Cf[q] = dt(0) if beta == 0 else Cf[q] * dt(beta)
 
 
 @njit(cache=True, inline="always")

@@ -318,8 +318,8 @@ def _check_sgd_epoch_compact(args):
     block, compact = args[10:]
     if isinstance(block, (bool, np.bool_)) or not isinstance(block, (int, np.integer)):
         raise TypeError(f"{kernel}: block must be an integer, got {type(block).__name__}")
-    if block < 1:
-        raise ValueError(f"{kernel}: block must be at least 1, got {block}")
+    if not 1 <= block <= 2**31:
+        raise ValueError(f"{kernel}: block must lie in [1, 2**31], got {block}")
     flags = np.asarray(compact)
     L = len(checked[0])
     if flags.dtype.kind not in "iu":

@@ -1,4 +1,4 @@
-"""Keep Numba's on-disk cache of these kernels in step with *all* of their sources.
+"""Keep Numba's on-disk cache of these kernels in step with *all* of their sources (and the BLAS).
 
 Numba keys a cached kernel on its own file only.  A kernel that inlines or calls
 code from another module (``vexp`` from ``vmath.py``, ``gemm_at_b`` from ``blas.py``,
@@ -11,6 +11,7 @@ deleted (Numba then compiles afresh and stores new entries).
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -26,27 +27,50 @@ def sources_hash(folder: Path = _HERE, salt: str = "") -> str:
     return h.hexdigest()
 
 
+def cache_folders(folder: Path = _HERE) -> list[Path]:
+    """Every folder Numba may keep this package's cache in: ``folder/__pycache__``, and, as
+    Numba names them (``<name>_<sha1 of the folder path>``), the one under ``NUMBA_CACHE_DIR``
+    and the user-wide one (``$XDG_CACHE_HOME/numba`` or ``~/.cache/numba``) that Numba falls
+    back to when the package folder is read-only."""
+    folders = [folder / "__pycache__"]
+    roots = []
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        roots.append(Path(os.environ["NUMBA_CACHE_DIR"]))
+    roots.append(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "numba")
+    for path in {os.path.abspath(folder), os.path.realpath(folder)}:
+        sub = f"{os.path.basename(path)}_{hashlib.sha1(path.encode()).hexdigest()}"
+        folders += [root / sub for root in roots]
+    return folders
+
+
 def invalidate_if_sources_changed(folder: Path = _HERE, salt: str = "") -> bool:
-    """Delete ``folder/__pycache__/*.nbi|*.nbc`` if the sources (or ``salt``) changed since the last call.
+    """Delete this package's cached kernels (``*.nbi|*.nbc`` in every folder of
+    :func:`cache_folders`) if the sources (or ``salt``) changed since they were written.
 
     ``salt`` names anything else the compiled code depends on: the kernels pass the BLAS
-    library they call (:func:`kernels.blas_lib.choice`; its integer width is compiled in).
+    library they call (:func:`kernels.blas_lib.choice`; its integer width is compiled in,
+    and code compiled against one library crashes when it calls the other).
 
     Returns True when stale entries were removed.  Never raises: a read-only
     checkout simply keeps Numba's own behaviour.
     """
-    cache = folder / "__pycache__"
-    stamp = cache / _STAMP
     try:
         digest = sources_hash(folder, salt)
-        if stamp.is_file() and stamp.read_text().strip() == digest:
-            return False
-        removed = False
-        for entry in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
-            entry.unlink(missing_ok=True)
-            removed = True
-        cache.mkdir(exist_ok=True)
-        stamp.write_text(digest + "\n")
-        return removed
     except OSError:
         return False
+    removed = False
+    for i, cache in enumerate(cache_folders(folder)):
+        if i > 0 and not cache.is_dir():           # only the in-tree folder is created here
+            continue
+        try:
+            stamp = cache / _STAMP
+            if stamp.is_file() and stamp.read_text().strip() == digest:
+                continue
+            for entry in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
+                entry.unlink(missing_ok=True)
+                removed = True
+            cache.mkdir(exist_ok=True)
+            stamp.write_text(digest + "\n")
+        except OSError:
+            continue
+    return removed

@@ -150,6 +150,13 @@ def build_parser(prog: str = "python -m net") -> argparse.ArgumentParser:
     return p
 
 
+def _check_per_sample(per_sample, batch_size, backend, momentum) -> None:
+    if per_sample == "compact" and (batch_size != 1 or backend != "numba" or momentum):
+        raise UsageError(f"--per-sample compact is a per-sample kernel: --batch-size 1, --backend numba and no "
+                         f"--momentum (this run: --batch-size {batch_size}, --backend {backend}, --momentum "
+                         f"{momentum:g})")
+
+
 def _config_from_args(args) -> RunConfig:
     args.epochs = 1 if args.epochs is None else args.epochs
     layers = args.layers or [int(w) for w in DEFAULT_LAYERS[args.dataset].split("-")]
@@ -166,9 +173,7 @@ def _config_from_args(args) -> RunConfig:
         raise UsageError("--threads > 1 with --batch-size 1 needs the fused per-sample kernel: --backend numba "
                          "and no --momentum")
     per_sample = args.per_sample or "auto"
-    if per_sample == "compact" and (args.batch_size != 1 or args.backend != "numba" or args.momentum):
-        raise UsageError("--per-sample compact is a per-sample kernel: --batch-size 1, --backend numba and no "
-                         "--momentum")
+    _check_per_sample(per_sample, args.batch_size, args.backend, args.momentum)
     return RunConfig(dataset=args.dataset, data_root=args.data_root, layers=layers, activation=args.activation,
                      loss=args.loss, init=args.init, optimizer=args.optimizer, momentum=args.momentum, lr=args.lr,
                      batch_size=args.batch_size, epochs=args.epochs, val_fraction=args.val_fraction,
@@ -191,6 +196,7 @@ def cmd_train(args) -> int:
         if args.threads is not None:
             cfg.threads = args.threads
         if args.per_sample is not None:
+            _check_per_sample(args.per_sample, cfg.batch_size, cfg.backend, cfg.momentum)
             cfg.per_sample = args.per_sample
     else:
         cfg = _config_from_args(args)
