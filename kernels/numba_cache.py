@@ -59,8 +59,16 @@ def invalidate_if_sources_changed(folder: Path = _HERE, salt: str = "") -> bool:
     except OSError:
         return False
     removed = False
+    in_tree_ok = True
     for i, cache in enumerate(cache_folders(folder)):
-        if i > 0 and not cache.is_dir():           # only the in-tree folder is created here
+        # A folder Numba may fill must carry the stamp before Numba writes into it: a folder
+        # found without one holds entries of unknown sources and is cleared.  So the in-tree
+        # and the NUMBA_CACHE_DIR folders are created (Numba would create them anyway), the
+        # user-wide one when the in-tree folder cannot be written (Numba's fallback) or when
+        # it exists already.
+        user_wide = i > 0 and not (os.environ.get("NUMBA_CACHE_DIR") and cache.parent == Path(
+            os.environ["NUMBA_CACHE_DIR"]))
+        if user_wide and in_tree_ok and not cache.is_dir():
             continue
         try:
             stamp = cache / _STAMP
@@ -69,8 +77,10 @@ def invalidate_if_sources_changed(folder: Path = _HERE, salt: str = "") -> bool:
             for entry in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
                 entry.unlink(missing_ok=True)
                 removed = True
-            cache.mkdir(exist_ok=True)
+            cache.mkdir(parents=i > 0, exist_ok=True)
             stamp.write_text(digest + "\n")
         except OSError:
+            if i == 0:
+                in_tree_ok = False
             continue
     return removed

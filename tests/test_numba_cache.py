@@ -55,3 +55,21 @@ def test_a_change_of_blas_library_clears_every_cached_kernel(tmp_path):
     assert (cache / "a.f-1.py311.nbi").exists()
     assert invalidate_if_sources_changed(tmp_path, salt="scipy-cython-blas-lp64") is True
     assert not (cache / "a.f-1.py311.nbi").exists()
+
+
+def test_a_numba_cache_dir_is_stamped_before_numba_fills_it(tmp_path, monkeypatch):
+    """With NUMBA_CACHE_DIR set, the first process must stamp the folder Numba is about to fill;
+    otherwise the next process finds entries without a stamp, clears them and recompiles
+    everything (a warm run once recompiled 31 kernels)."""
+    from kernels.numba_cache import cache_folders
+
+    pkg = _package(tmp_path)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba-cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    assert invalidate_if_sources_changed(pkg) is False            # first process: nothing cached yet
+    target = next(f for f in cache_folders(pkg)[1:] if f.is_dir())
+    assert target.parent == tmp_path / "numba-cache"
+    (target / "a.f-1.py311.nbi").write_text("index")             # Numba fills it
+    assert invalidate_if_sources_changed(pkg) is False            # second process: kept
+    assert (target / "a.f-1.py311.nbi").exists()
+    assert not (tmp_path / "home-cache").exists()                 # the user-wide folder left alone
