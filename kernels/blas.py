@@ -90,6 +90,20 @@ def _scale(C, beta):
 
 
 @njit(cache=True, inline="always")
+def _gemm_colmajor(transa, transb, m, n, k, alpha, P, ldp, Q, ldq, beta, C, ldc):
+    """``?gemm`` on the column-major views of row-major arrays, plus the empty cases BLAS
+    does not take: nothing to do when ``m`` or ``n`` is 0, ``C = beta C`` when ``k`` is 0."""
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        _scale(C, beta)
+        return
+    dt = C.dtype.type
+    _gemm_call(transa, transb, m, n, k, dt(alpha), P.ctypes.data, ldp, Q.ctypes.data, ldq, dt(beta),
+               C.ctypes.data, ldc)
+
+
+@njit(cache=True, inline="always")
 def gemm_at_b(C, A, D, alpha, beta):
     """``C = beta * C + alpha * A.T @ D`` for C-contiguous C (I, O), A (nb, I), D (nb, O), one float dtype.
 
@@ -98,20 +112,10 @@ def gemm_at_b(C, A, D, alpha, beta):
     """
     nb, I = A.shape
     O = D.shape[1]
-    if not (C.flags.c_contiguous and A.flags.c_contiguous and D.flags.c_contiguous):
-        raise ValueError("gemm_at_b: C, A and D must be C-contiguous")
-    if A.itemsize != C.itemsize or D.itemsize != C.itemsize:
-        raise TypeError("gemm_at_b: C, A and D must have one float dtype")
+    _check3(C, A, D, "gemm_at_b: C, A and D must be C-contiguous arrays of one float dtype")
     if C.shape[0] != I or C.shape[1] != O or D.shape[0] != nb:
         raise ValueError("gemm_at_b: shapes must be C (I, O), A (nb, I), D (nb, O)")
-    if I == 0 or O == 0:
-        return
-    dt = C.dtype.type
-    if nb == 0:                                    # BLAS needs k >= 1; alpha * (empty sum) = 0
-        _scale(C, beta)
-        return
-    _gemm_call(ord("N"), ord("T"), O, I, nb, dt(alpha), D.ctypes.data, O, A.ctypes.data, I, dt(beta),
-               C.ctypes.data, O)
+    _gemm_colmajor(ord("N"), ord("T"), O, I, nb, alpha, D, O, A, I, beta, C, O)
 
 
 @njit(cache=True, inline="always")
@@ -126,14 +130,7 @@ def gemm_ab(C, A, B, alpha, beta):
     n = B.shape[1]
     if C.shape[0] != m or C.shape[1] != n or B.shape[0] != k:
         raise ValueError("gemm_ab: shapes must be C (m, n), A (m, k), B (k, n)")
-    if m == 0 or n == 0:
-        return
-    if k == 0:
-        _scale(C, beta)
-        return
-    dt = C.dtype.type
-    _gemm_call(ord("N"), ord("N"), n, m, k, dt(alpha), B.ctypes.data, n, A.ctypes.data, k, dt(beta),
-               C.ctypes.data, n)
+    _gemm_colmajor(ord("N"), ord("N"), n, m, k, alpha, B, n, A, k, beta, C, n)
 
 
 @njit(cache=True, inline="always")
@@ -148,11 +145,4 @@ def gemm_abt(C, A, B, alpha, beta):
     n = B.shape[0]
     if C.shape[0] != m or C.shape[1] != n or B.shape[1] != k:
         raise ValueError("gemm_abt: shapes must be C (m, n), A (m, k), B (n, k)")
-    if m == 0 or n == 0:
-        return
-    if k == 0:
-        _scale(C, beta)
-        return
-    dt = C.dtype.type
-    _gemm_call(ord("T"), ord("N"), n, m, k, dt(alpha), B.ctypes.data, k, A.ctypes.data, k, dt(beta),
-               C.ctypes.data, n)
+    _gemm_colmajor(ord("T"), ord("N"), n, m, k, alpha, B, k, A, k, beta, C, n)
