@@ -84,6 +84,9 @@ def test_beta_zero_overwrites_nan_in_the_output():
     C = np.full((2, 3), np.nan)
     _call_ab(C, np.ones((2, 0)), np.ones((0, 3)), 1.0, 0.0)        # empty inner dimension: C = 0
     assert (C == 0).all()
+    C = np.full((2, 3), np.nan)
+    _call(C, np.ones((0, 2)), np.ones((0, 3)), 1.0, 0.0)           # gemm_at_b with no rows: C = 0 too
+    assert (C == 0).all()
 
 
 def test_gemm_ab_and_abt_refuse_layouts_dtypes_and_shapes():
