@@ -60,6 +60,14 @@ OPERATIONS = (
     "sgd_epoch",
     "sgd_epoch_compact",
     "sgd_minibatch_epoch",
+    # -- layers (issue 13): activations, dropout, normalisation --
+    # -- end layers --
+
+    # -- losses (issue 13) --
+    # -- end losses --
+
+    # -- optimiser steps (issue 13) --
+    # -- end optimiser steps --
 )
 
 #: Valid backend names.

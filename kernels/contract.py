@@ -90,6 +90,14 @@ SPECS: dict[str, dict] = {
     "sgd_minibatch_epoch": dict.fromkeys(("weights", "biases", "bias_on", "activations", "loss_kind", "X", "labels",
                                           "targets", "order", "lr", "batch_size", "momentum", "vel_w", "vel_b"),
                                          CUSTOM),
+    # -- layers (issue 13): activations, dropout, normalisation --
+    # -- end layers --
+
+    # -- losses (issue 13) --
+    # -- end losses --
+
+    # -- optimiser steps (issue 13) --
+    # -- end optimiser steps --
 }
 
 

@@ -500,3 +500,14 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
                         batch_size, momentum, vel_w, vel_b):
     return _sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr,
                                 batch_size, momentum, vel_w, vel_b)
+
+
+# ---- issue-13 groups: each kept in its own module, re-exported here -------------------------------
+# -- layers (issue 13): activations, dropout, normalisation (kernels/jit_layers.py) --
+# -- end layers --
+
+# -- losses (issue 13) (kernels/jit_losses.py) --
+# -- end losses --
+
+# -- optimiser steps (issue 13) (kernels/jit_optim.py) --
+# -- end optimiser steps --

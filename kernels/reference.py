@@ -370,3 +370,14 @@ def _sgd_step(w, g, lr, momentum, v):
         v += g
         g = v
     w -= lr * g
+
+
+# ---- issue-13 groups: each kept in its own module, re-exported here -------------------------------
+# -- layers (issue 13): activations, dropout, normalisation (kernels/reference_layers.py) --
+# -- end layers --
+
+# -- losses (issue 13) (kernels/reference_losses.py) --
+# -- end losses --
+
+# -- optimiser steps (issue 13) (kernels/reference_optim.py) --
+# -- end optimiser steps --

@@ -272,6 +272,19 @@ def _minibatch_magnitude(a) -> float:
     return magnitude
 
 
+# ---- input generators of the issue-13 groups (each group keeps to its own section) ----------------
+# -- layers (issue 13): generators --
+# -- end layers: generators --
+
+
+# -- losses (issue 13): generators --
+# -- end losses: generators --
+
+
+# -- optimiser steps (issue 13): generators --
+# -- end optimiser steps: generators --
+
+
 _BK_BENCH = ({"B": 1, "K": 10}, {"B": 60000, "K": 10}, {"B": 1024, "K": 512})
 _BI_BENCH = ({"B": 1, "I": 784}, {"B": 64, "I": 512}, {"B": 60000, "I": 10}, {"B": 1024, "I": 512},
              {"B": 60000, "I": 784})
@@ -381,6 +394,14 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("sgd_minibatch_epoch", ("B", "I", "K", "L", "S"), _minibatch_inputs(MSE), variant="mse",
               mutates=(0, 1, 12, 13), float64_outputs=(0,), nonfinite=(5, 7),
               reduction=_minibatch_reduction, magnitude=_minibatch_magnitude),
+    # -- layers (issue 13): activations, dropout, normalisation --
+    # -- end layers --
+
+    # -- losses (issue 13) --
+    # -- end losses --
+
+    # -- optimiser steps (issue 13) --
+    # -- end optimiser steps --
 )
 
 

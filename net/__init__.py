@@ -10,6 +10,14 @@ from .optim import SGD
 from . import data, init, io, metrics, plot
 from .gradcheck import gradcheck
 from .train import TrainingDivergedError, fit, predict
+# -- layers (issue 13) --
+# -- end layers --
+
+# -- losses (issue 13) --
+# -- end losses --
+
+# -- optimisers and schedules (issue 13) --
+# -- end optimisers and schedules --
 
 __version__ = "0.1.0"
 
@@ -19,3 +27,12 @@ __all__ = [
     "set_backend", "get_backend", "data", "init", "io", "metrics", "plot", "gradcheck",
     "fit", "predict", "TrainingDivergedError",
 ]
+# -- __all__ additions: layers (issue 13) --
+# -- end layers --
+
+# -- __all__ additions: losses (issue 13) --
+# -- end losses --
+
+# -- __all__ additions: optimisers and schedules (issue 13) --
+# -- end optimisers and schedules --
+
