@@ -10,6 +10,9 @@ Fashion-MNIST (file order, lr 0.02, Xavier-normal init) with:
 * scratchnet's layer-by-layer path with the numpy backend (float32),
 * the fused Numba kernel (``fit(..., per_sample="fused")``, float64 and float32) on
   one thread and on 2 threads,
+* the compact (deferred-update) Numba kernel (``fit(..., per_sample="compact")``, blocks of
+  :data:`net.fused.COMPACT_BLOCK` samples, float64 and float32) on one thread and on 2
+  (its block GEMMs on 2 BLAS threads),
 
 and a kernel that moves exactly the fused kernel's bytes (:mod:`bench.fused_traffic`:
 the same weight rows, passes, reads and writes, no math): its rate is what that
@@ -158,14 +161,17 @@ def scratchnet_setup(backend, dtype):
     return setup
 
 
-def scratchnet_run(backend, threads=1):
-    per_sample = "fused" if backend == "numba" else "auto"
+def scratchnet_run(backend, threads=1, per_sample=None):
+    """Train one epoch with ``fit``; ``per_sample`` is the numba backend's strategy (default "fused")."""
+    per_sample = per_sample or ("fused" if backend == "numba" else "auto")
 
     def run(state, n):
         hist = fit(state["model"], state["loss"], state["X"][:n], state["y"][:n], batch_size=1, epochs=1, lr=LR,
                    shuffle=False, threads=threads, per_sample=per_sample)
         expected = "fused" if backend == "numba" else "layers"
         assert hist.path == expected, hist.path
+        if backend == "numba":
+            assert hist.per_sample == per_sample, hist.per_sample
     return run
 
 
@@ -191,6 +197,7 @@ class Variant:
 
 TUTORIAL, TIDY, LAYERS = "tutorial-style NumPy loop", "tidy in-place NumPy loop", "scratchnet, numpy backend"
 FUSED, SAME_BYTES = "scratchnet fused (numba)", "same-bytes kernel (fused's traffic, no math)"
+COMPACT = "scratchnet compact (numba)"
 
 
 def variants() -> list[Variant]:
@@ -207,6 +214,12 @@ def variants() -> list[Variant]:
         dt = np.dtype(dtype).type
         out.append(Variant(FUSED, dtype, 1, scratchnet_setup("numba", dt), scratchnet_run("numba"), False))
     out.append(Variant(FUSED, "float32", 2, scratchnet_setup("numba", np.float32), scratchnet_run("numba", 2), False))
+    for dtype in ("float64", "float32"):
+        dt = np.dtype(dtype).type
+        out.append(Variant(COMPACT, dtype, 1, scratchnet_setup("numba", dt), scratchnet_run("numba", 1, "compact"),
+                           False))
+    out.append(Variant(COMPACT, "float32", 2, scratchnet_setup("numba", np.float32),
+                       scratchnet_run("numba", 2, "compact"), False))
     for dtype in ("float64", "float32"):
         dt = np.dtype(dtype).type
 
@@ -286,6 +299,13 @@ def report(result: dict) -> str:
     lines += [f"- fused float64 / fused float32: **{_range(ratio(f64, f32), '{:.2f}')}** (target >= 0.5)",
               f"- 2 threads / 1 thread (fused float32): **{_range(ratio((FUSED, 'float32', 2), f32), '{:.2f}', 'x')}** "
               "(target >= 1.7x)"]
+    c32 = (COMPACT, "float32", 1)
+    lines += [f"- compact / fused, float32, 1 thread: **{_range(ratio(c32, f32), '{:.2f}', 'x')}** (goal >= 1.45x)",
+              f"- compact / fused, float64, 1 thread: **{_range(ratio((COMPACT, 'float64', 1), f64), '{:.2f}', 'x')}**",
+              f"- compact 2 threads / fused 2 threads, float32: "
+              f"**{_range(ratio((COMPACT, 'float32', 2), (FUSED, 'float32', 2)), '{:.2f}', 'x')}** (goal >= 1.35x)",
+              f"- compact 2 threads / compact 1 thread, float32: "
+              f"**{_range(ratio((COMPACT, 'float32', 2), c32), '{:.2f}', 'x')}**"]
     traffic = result["traffic"]
     n = traffic["samples"]
     sizes = cache_sizes()

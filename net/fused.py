@@ -97,14 +97,14 @@ class FusedPlan:
         self._check(X, labels, targets, order)
         M = order.shape[0]
         if self.per_sample and self.strategy == "compact":
-            from kernels.fused_compact import sgd_epoch_compact
+            from kernels.fused_compact import sgd_epoch_compact_threads
 
             from .threads import blas_threads
 
-            with blas_threads(threads):        # the block GEMMs' threads; the rest runs on this one
-                losses, done = sgd_epoch_compact(self.weights, self.biases, self.bias_on, self.activations,
-                                                 self.loss_kind, X, labels, targets, order, lr, self.block,
-                                                 self.compact)
+            with blas_threads(1):              # every team member calls BLAS on its own share
+                losses, done = sgd_epoch_compact_threads(self.weights, self.biases, self.bias_on, self.activations,
+                                                         self.loss_kind, X, labels, targets, order, lr, self.block,
+                                                         self.compact, threads)
             return float(np.sum(losses[:done], dtype=np.float64)), (done if done < M else None)
         if self.per_sample:
             # imports Numba, which `import net` should not
@@ -200,7 +200,10 @@ def choose_per_sample(p: FusedPlan, threads: int | None = None) -> str:
     stream from beyond L2 (the issue's Zen 3 host, 512 KiB L2: 1.48-1.68x), and not where
     they stay near the core (measured 0.85-1.05x on a Zen 4 with 1 MiB of L2 for the
     1 MiB second layer of the tutorial network).  The fused kernel's own threads split
-    every layer; the compact kernel only threads its GEMMs, so ``threads > 1`` keeps fused.
+    every layer; the compact kernel's team splits its GEMMs, the pass over the second layer
+    and the block updates, but does the rest of every sample on one thread.  With
+    ``threads > 1``, ``"auto"`` keeps fused (see README's per-sample table for the measured
+    ratio on the machine at hand); ``per_sample="compact"`` asks for the team.
     """
     from kernels.cachesize import cache_sizes
 

@@ -173,8 +173,9 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
         (:func:`kernels.fused.sgd_epoch`), ``"compact"`` (deferred updates in blocks of 32
         samples, :func:`kernels.fused_compact.sgd_epoch_compact`; the same SGD to rounding) or
         ``"auto"`` (default: :func:`net.fused.choose_per_sample`, compact where a hidden layer's
-        weights exceed the L2 cache).  ``"compact"`` with ``threads=N`` gives the block GEMMs N
-        BLAS threads.
+        weights exceed the L2 cache).  ``"compact"`` with ``threads=N`` runs a team of N threads
+        (:func:`kernels.fused_compact.sgd_epoch_compact_threads`: the block GEMMs, the pass over
+        the second layer and the block updates split between them).
 
     Raises :class:`TrainingDivergedError` naming the epoch and sample when the
     loss becomes NaN or infinite.

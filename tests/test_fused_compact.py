@@ -251,3 +251,96 @@ def test_resuming_with_per_sample_compact_checks_the_run(tmp_path):
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
     assert "--per-sample compact is a per-sample kernel" in res.stderr and "--batch-size 8" in res.stderr
+
+
+# ---- threads: the team kernel (kernels.fused_compact.sgd_epoch_compact_threads) ----------------------
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("loss_name", ["ce", "mse"])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_compact_on_several_threads_equals_the_layer_loop(depth, loss_name, dtype, threads):
+    # 123 units in the first hidden layer: the threads' shares of the pipelined pass are cut at
+    # multiples of 8, so one share has rows left over; 300 samples: the last block is partial
+    sizes = (90,) + (123, 83, 96)[:depth - 1] + (5,)
+    X, y = _data(300, 90, 5, dtype=dtype)
+    ref = _model(sizes, CYCLE, dtype, backend="numpy")
+    got = _model(sizes, CYCLE, dtype)
+    h_ref = _fit(ref, loss_name, X, y)
+    h_got = _fit(got, loss_name, X, y, per_sample="compact", threads=threads)
+    assert h_got.path == "fused" and h_got.per_sample == "compact"
+    _assert_close(ref, got, dtype)
+    np.testing.assert_allclose(h_got, h_ref, rtol=TOL[dtype]["rtol"])
+
+
+def _random_problem(seed):
+    """A random MLP for the kernels: depth 1-4, widths 1-69 (some below 8 per thread), random
+    activations, bias flags, compact flags (all compact every fifth seed), block, loss and dtype,
+    an order with repeats."""
+    from kernels.codes import MSE
+
+    rng = np.random.default_rng(seed)
+    dt = (np.float32, np.float64)[seed % 2]
+    L = 1 + seed % 4
+    widths = [int(rng.integers(1, 40))] + [int(rng.integers(1, 70)) for _ in range(L - 1)] + [int(rng.integers(1, 6))]
+    W = tuple((rng.standard_normal((a, b)) / np.sqrt(a)).astype(dt) for a, b in zip(widths, widths[1:]))
+    b = tuple((rng.standard_normal(n) * 0.1).astype(dt) for n in widths[1:])
+    acts = rng.integers(0, 3, L).astype(np.int64)
+    N = int(rng.integers(1, 90))
+    X = rng.standard_normal((N, widths[0])).astype(dt)
+    loss = SOFTMAX_CE if seed % 3 else MSE
+    labels = rng.integers(0, widths[-1], N).astype(np.int64) if loss == SOFTMAX_CE else np.zeros(0, np.int64)
+    targets = (np.zeros((0, widths[-1]), dt) if loss == SOFTMAX_CE
+               else rng.standard_normal((N, widths[-1])).astype(dt))
+    compact = rng.integers(0, 2, L).astype(np.int64)
+    if seed % 5 == 0:
+        compact[:] = 1
+    args = (W, b, rng.integers(0, 2, L).astype(dt), acts, loss, X, labels, targets,
+            rng.integers(0, N, N + 7).astype(np.int64), dt(0.01))
+    return args, int(rng.integers(1, 20)), compact
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_the_team_kernel_equals_the_per_sample_reference_on_random_networks(seed):
+    from threadpoolctl import threadpool_limits
+
+    from kernels import reference
+    from kernels.fused_compact import sgd_epoch_compact_threads
+
+    args, block, compact = _random_problem(seed)
+    W, b = args[:2]
+    dt = args[5].dtype.type
+    tol = TOL[dt]
+    ref_W, ref_b = tuple(w.copy() for w in W), tuple(v.copy() for v in b)
+    ref_losses, ref_done = reference.sgd_epoch(ref_W, ref_b, *args[2:])
+    for threads in (2, 3):
+        got_W, got_b = tuple(w.copy() for w in W), tuple(v.copy() for v in b)
+        with threadpool_limits(limits=1):
+            losses, done = sgd_epoch_compact_threads(got_W, got_b, *args[2:], block, compact, threads)
+        assert done == ref_done
+        np.testing.assert_allclose(losses, ref_losses, **tol)
+        for got, ref in zip(got_W + got_b, ref_W + ref_b):
+            np.testing.assert_allclose(got, ref, **tol, err_msg=f"{threads} threads, block {block}, "
+                                                                 f"compact {compact.tolist()}")
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_a_non_finite_loss_stops_every_thread_with_every_earlier_update_applied(threads):
+    from threadpoolctl import threadpool_limits
+
+    from kernels.fused_compact import sgd_epoch_compact_threads
+
+    X, y = _data(100, 60, 4, seed=4)
+    X[70, 3] = np.nan                       # sample 70, in the third block of 32
+    sizes = (60, 100, 100, 4)
+    ref = _model(sizes, ("sigmoid",), np.float64, backend="numpy")
+    _fit(ref, "ce", X[:70], y[:70])
+    got = _model(sizes, ("sigmoid",), np.float64)
+    p = plan(got, _loss("ce"), batch_size=1, per_sample="compact")
+    labels, targets = p.targets(y)
+    with threadpool_limits(limits=1):
+        losses, done = sgd_epoch_compact_threads(p.weights, p.biases, p.bias_on, p.activations, p.loss_kind, X,
+                                                 labels, targets, np.arange(100, dtype=np.int64), np.float64(0.02),
+                                                 p.block, p.compact, threads)
+    assert done == 70 and np.all(losses[70:] == 0) and np.all(np.isfinite(losses[:70]))
+    _assert_close(ref, got, np.float64)
