@@ -12,7 +12,9 @@ Fashion-MNIST (file order, lr 0.02, Xavier-normal init) with:
   one thread and on 2 threads,
 * the compact (deferred-update) Numba kernel (``fit(..., per_sample="compact")``, blocks of
   :data:`net.fused.COMPACT_BLOCK` samples, float64 and float32) on one thread and on 2
-  (its block GEMMs on 2 BLAS threads),
+  (a team of two threads: :func:`kernels.fused_compact.sgd_epoch_compact_threads`),
+* when JAX is installed, the best per-sample peer we know of: JAX ``jit`` over a
+  ``lax.scan`` of the epoch, float32, one thread (:mod:`bench.jax_persample`),
 
 and a kernel that moves exactly the fused kernel's bytes (:mod:`bench.fused_traffic`:
 the same weight rows, passes, reads and writes, no math): its rate is what that
@@ -175,6 +177,21 @@ def scratchnet_run(backend, threads=1, per_sample=None):
     return run
 
 
+# ---- JAX, when installed ----------------------------------------------------------------------
+
+def jax_setup(X, y, n):
+    """Untimed: the weights, the data as JAX arrays and the epoch compiled for ``n`` samples."""
+    from bench.jax_persample import compiled_epoch
+
+    state = prepare(X, y, n, np.float32)
+    state["jax_epoch"] = compiled_epoch(state["Ws"], state["bs"], state["X"], state["y"], LR)
+    return state
+
+
+def jax_run(state, n):
+    state["jax_epoch"]()
+
+
 # ---- the same-bytes kernel ----------------------------------------------------------------------
 
 def same_bytes_run(state, n):
@@ -198,6 +215,7 @@ class Variant:
 TUTORIAL, TIDY, LAYERS = "tutorial-style NumPy loop", "tidy in-place NumPy loop", "scratchnet, numpy backend"
 FUSED, SAME_BYTES = "scratchnet fused (numba)", "same-bytes kernel (fused's traffic, no math)"
 COMPACT = "scratchnet compact (numba)"
+JAX = "JAX jit(lax.scan) per-sample"
 
 
 def variants() -> list[Variant]:
@@ -220,6 +238,10 @@ def variants() -> list[Variant]:
                            False))
     out.append(Variant(COMPACT, "float32", 2, scratchnet_setup("numba", np.float32),
                        scratchnet_run("numba", 2, "compact"), False))
+    from bench.jax_persample import available as jax_available
+
+    if jax_available():
+        out.append(Variant(JAX, "float32", 1, jax_setup, jax_run, False))
     for dtype in ("float64", "float32"):
         dt = np.dtype(dtype).type
 
@@ -306,6 +328,12 @@ def report(result: dict) -> str:
               f"**{_range(ratio((COMPACT, 'float32', 2), (FUSED, 'float32', 2)), '{:.2f}', 'x')}** (goal >= 1.35x)",
               f"- compact 2 threads / compact 1 thread, float32: "
               f"**{_range(ratio((COMPACT, 'float32', 2), c32), '{:.2f}', 'x')}**"]
+    if (JAX, "float32", 1) in by:
+        best = np.maximum(by[c32], by[f32])
+        lines.append(f"- best of compact and fused / JAX jit(lax.scan), float32, 1 thread: "
+                     f"**{_range(best / by[(JAX, 'float32', 1)], '{:.2f}', 'x')}** (goal >= 2.4x)")
+    else:
+        lines.append("- JAX is not installed (`pip install jax jaxlib`): no comparison with JAX jit(lax.scan)")
     traffic = result["traffic"]
     n = traffic["samples"]
     sizes = cache_sizes()

@@ -60,8 +60,11 @@ def test_update_baseline_is_explicit_and_only_in_a_checkout(tmp_path, monkeypatc
 
 
 def test_cli_bench_forwards_out_and_update_baseline(tmp_path):
+    # bench/ is importable from the checkout only (it is not installed): put the checkout on the path,
+    # or whether this passes depends on how the editable install exposes the source tree
     res = subprocess.run([sys.executable, "-m", "net", "bench", "--quick", "--out", str(tmp_path),
-                          "--update-baseline"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                          "--update-baseline"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 2 and "--out and --update-baseline exclude each other" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
 
@@ -70,7 +73,8 @@ def test_without_the_dev_extra_one_line_names_it(tmp_path):
     code = ("import sys; sys.modules['pytest_benchmark'] = None\n"
             "from bench.report import main\n"
             f"sys.exit(main(['--sizes', 'tiny', '--out', {str(tmp_path / 'out')!r}]))\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})       # bench/ from the checkout
     assert res.returncode == 2, res.stdout + res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "pytest_benchmark is not installed" in lines[0]
