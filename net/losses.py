@@ -277,13 +277,20 @@ class _ElementwiseLoss(Loss):
         pred, t = self._prepare_same_shape(pred, target)
         self._check_values(pred, t)
         self._cache = (pred, t)
-        return self._reduce(getattr(self.ops, self._kernel)(pred, t, *self._args()))
+        return self._reduce(self._terms(pred, t))
 
     def backward(self, grad=None):
         """-> dpred : pred's shape and dtype."""
         pred, t = self._saved()
-        d = getattr(self.ops, self._kernel + "_backward")(pred, t, *self._args())
-        return self._upstream(d, grad, 1.0 / pred.size if self.reduction == "mean" else 1.0)
+        return self._upstream(self._grad(pred, t), grad, 1.0 / pred.size if self.reduction == "mean" else 1.0)
+
+    def _terms(self, pred, t) -> np.ndarray:
+        """The unreduced loss (a fresh array)."""
+        return getattr(self.ops, self._kernel)(pred, t, *self._args())
+
+    def _grad(self, pred, t) -> np.ndarray:
+        """Its elementwise gradient (a fresh array)."""
+        return getattr(self.ops, self._kernel + "_backward")(pred, t, *self._args())
 
 
 class L1Loss(_ElementwiseLoss):
@@ -354,11 +361,56 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
 
     ``max(z, 0) - z t + log1p(exp(-|z|))`` (= BCE of ``sigmoid(z)``, computed without
     overflow: exact at logits of +-1e4); the gradient ``sigmoid(z) - t``.  pred : any
-    shape, logits; target : pred's shape (not range-checked, as PyTorch).  PyTorch's
-    ``weight`` and ``pos_weight`` are not supported.
+    shape, logits; target : pred's shape (not range-checked, as PyTorch).
+
+    ``pos_weight`` (PyTorch's): weights of the positive term, an array broadcast against
+    pred (e.g. one per class, (K,)): the loss is ``-(pw t log s + (1 - t) log(1 - s))``,
+    ``s = sigmoid(z)``, computed as ``bce_with_logits(z, t) + (pw - 1) t softplus(-z)``
+    (``softplus(-z) = bce_with_logits(z, 1)``), the gradient ``s (1 + (pw - 1) t) - pw t``.
+    PyTorch's ``weight`` is not supported.
     """
 
     _kernel = "bce_with_logits"
 
-    def __init__(self, *, reduction: str = "mean", backend: str | None = None):
+    def __init__(self, *, reduction: str = "mean", pos_weight=None, backend: str | None = None):
         super().__init__(backend, reduction)
+        if pos_weight is not None:
+            pos_weight = np.array(pos_weight)
+            if pos_weight.dtype.kind not in "fiu" or pos_weight.ndim == 0:
+                raise ValueError(f"BCEWithLogitsLoss: pos_weight must be a real array with at least one axis (e.g. "
+                                 f"one weight per class), got {pos_weight.dtype} of shape {pos_weight.shape}")
+            pos_weight = pos_weight.astype(np.float64)
+        self.pos_weight = pos_weight
+
+    def _extras(self) -> str:
+        extras = [super()._extras()] if self.reduction != "mean" else []
+        if self.pos_weight is not None:
+            extras.append(f"pos_weight={self.pos_weight.tolist() if self.pos_weight.size <= 8 else '...'}")
+        return ", ".join(extras)
+
+    def _weight(self, pred, t):
+        """``(pos_weight - 1) t`` of pred's shape and dtype, or None."""
+        if self.pos_weight is None:
+            return None
+        try:
+            shape = np.broadcast_shapes(self.pos_weight.shape, pred.shape)
+        except ValueError:
+            shape = None
+        if shape != pred.shape:
+            raise ValueError(f"{self!r}: pos_weight of shape {self.pos_weight.shape} does not broadcast to the "
+                             f"predictions' shape {pred.shape} (e.g. give one weight per class, ({pred.shape[-1]},))")
+        return (self.pos_weight.astype(pred.dtype) - pred.dtype.type(1)) * t
+
+    def _terms(self, pred, t) -> np.ndarray:
+        values = super()._terms(pred, t)
+        w = self._weight(pred, t)
+        if w is not None:
+            values += w * self.ops.bce_with_logits(pred, np.ones_like(pred))
+        return values
+
+    def _grad(self, pred, t) -> np.ndarray:
+        d = super()._grad(pred, t)
+        w = self._weight(pred, t)
+        if w is not None:
+            d += w * self.ops.bce_with_logits_backward(pred, np.ones_like(pred))
+        return d

@@ -40,6 +40,8 @@ CASES = {
                lambda rng: (rng.uniform(0.05, 0.95, 5), rng.integers(0, 2, 5).astype(float))),
     "bce_with_logits": (lambda r, b: BCEWithLogitsLoss(backend=b, reduction=r),
                         lambda rng: (rng.standard_normal((3, 4)) * 3, rng.random((3, 4)))),
+    "bce_with_logits-pos_weight": (lambda r, b: BCEWithLogitsLoss(backend=b, reduction=r, pos_weight=[0.3, 1, 2, 5]),
+                                   lambda rng: (rng.standard_normal((3, 4)) * 3, rng.random((3, 4)))),
     "ce": (lambda r, b: CrossEntropyLoss(backend=b, reduction=r),
            lambda rng: (rng.standard_normal((3, 4)) * 2, np.array([0, 3, 1]))),
     "ce-smoothing": (lambda r, b: CrossEntropyLoss(backend=b, reduction=r, label_smoothing=0.15),
@@ -190,6 +192,15 @@ def test_constructor_arguments_are_checked():
         NLLLoss(ignore_index=1.5)
 
 
+def test_pos_weight_must_broadcast_to_the_predictions():
+    with pytest.raises(ValueError, match=re.escape("pos_weight of shape (3,) does not broadcast to the predictions' "
+                                                   "shape (2, 4) (e.g. give one weight per class, (4,))")):
+        BCEWithLogitsLoss(pos_weight=[1, 2, 3])(np.zeros((2, 4)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="pos_weight must be a real array with at least one axis"):
+        BCEWithLogitsLoss(pos_weight=2.0)
+    assert repr(BCEWithLogitsLoss(pos_weight=[1.0, 2.0])) == "BCEWithLogitsLoss(pos_weight=[1.0, 2.0])"
+
+
 def test_nll_targets():
     loss, logp = NLLLoss(), np.log(np.full((3, 4), 0.25))
     with pytest.raises(TypeError, match=r"NLLLoss\(\): expected \(3,\) integer class labels .* got float64 of "
@@ -324,3 +335,19 @@ def test_training_diverges_with_a_clear_error_not_a_bce_range_error(rng):
     model[0].params["W"][1, 2] = np.nan
     with pytest.raises(TrainingDivergedError, match="loss became nan in epoch 1 at sample"):
         fit(model, BCELoss(), X, y, epochs=1, batch_size=4, optimizer=SGD(model.parameters(), lr=0.1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_logits_keeps_every_digit_at_logits_of_1e4(backend, dtype):
+    """logsumexp(z) - z_y for z = (1e4, -1e4, 0, 1e4), y = 0 is log 2; computed as (m + log 2) - 1e4
+    the float32 kernel lost three digits (0.69336); (m - z_y) + log(sum) is exact to rounding."""
+    from kernels import get_backend
+
+    ops = get_backend(backend)
+    z = np.array([[1e4, -1e4, 0, 1e4], [-1e4, 1e4, 0, 0]], dtype=dtype)
+    expected = np.array([np.log(2), 0.0])
+    for y in (np.array([0, 1]), np.eye(4, dtype=dtype)[[0, 1]]):
+        got = ops.cross_entropy_logits(z, y)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, expected, rtol=np.finfo(dtype).eps * 4, atol=np.finfo(dtype).tiny)

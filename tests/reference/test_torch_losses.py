@@ -4,7 +4,7 @@ Each case builds the same inputs for both, runs ``forward``, then ``backward`` -
 upstream gradient of the output's shape for ``reduction="none"``, with none and with a
 scalar one for ``"mean"``/``"sum"`` -- and compares values, gradients, shapes and dtypes on
 both backends, float64 tightly and float32 with its own tolerance.  Edge cases: logits of
-+-1e4 (BCEWithLogitsLoss, CrossEntropyLoss with label smoothing), probabilities exactly 0 and
++-1e4 (BCEWithLogitsLoss, also with ``pos_weight``; CrossEntropyLoss with label smoothing), probabilities exactly 0 and
 1 (BCELoss: PyTorch's -100 log floor and 1e-12 gradient floor), differences exactly +-delta
 (HuberLoss) and exactly 0 (L1Loss: gradient 0), rows ignored by NLLLoss.
 ``.ci/run`` sets ``SCRATCHNET_REQUIRE_TORCH=1`` so that a missing torch fails CI.
@@ -140,6 +140,17 @@ def test_bce_with_logits_at_plus_minus_1e4(setting, reduction, rng):
     check(loss, nn.BCEWithLogitsLoss(reduction=reduction), z, t, dtype, rng)
     if reduction == "none":
         np.testing.assert_array_equal(loss(z, t)[:4, 0], [0, 0, 1e4, 1e4])
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_with_logits_pos_weight(setting, reduction, rng):
+    backend, dtype = setting
+    z = (rng.standard_normal((6, 3)) * 3).astype(dtype)
+    t = rng.random((6, 3)).astype(dtype)
+    z[0], t[0] = [1e4, -1e4, 1e4], [1, 1, 0.5]
+    pw = np.array([0.5, 2.0, 3.0])
+    check(BCEWithLogitsLoss(backend=backend, reduction=reduction, pos_weight=pw),
+          nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=torch.tensor(pw.astype(dtype))), z, t, dtype, rng)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
