@@ -90,6 +90,10 @@ def _work(name: str, s: dict, item: int) -> tuple[float, float]:
         "softmax": (4, 2), "softmax_backward": (4, 3), "cross_entropy": (1, 1.1), "cross_entropy_backward": (2, 2),
         "cross_entropy_logits": (4, 1.1), "softmax_cross_entropy_backward": (2, 2), "mse": (3, 2),
         "mse_backward": (3, 3), "softmax_jacobian": (2 * s.get("K", 1), 1 + s.get("K", 1)),
+        # losses (issue 13)
+        "bce": (8, 3), "bce_backward": (5, 3), "bce_with_logits": (7, 3), "bce_with_logits_backward": (5, 3),
+        "l1": (2, 3), "l1_backward": (2, 3), "huber": (5, 3), "huber_backward": (3, 3), "nll": (1, 1.1),
+        "nll_backward": (1, 1),
     }
     f, a = per_elem[name]
     return float(f * n), float(a * n * item)

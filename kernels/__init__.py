@@ -64,6 +64,16 @@ OPERATIONS = (
     # -- end layers --
 
     # -- losses (issue 13) --
+    "bce",
+    "bce_backward",
+    "bce_with_logits",
+    "bce_with_logits_backward",
+    "l1",
+    "l1_backward",
+    "huber",
+    "huber_backward",
+    "nll",
+    "nll_backward",
     # -- end losses --
 
     # -- optimiser steps (issue 13) --

@@ -94,6 +94,16 @@ SPECS: dict[str, dict] = {
     # -- end layers --
 
     # -- losses (issue 13) --
+    "bce": {"p": ANY, "t": SameAs("p")},
+    "bce_backward": {"p": ANY, "t": SameAs("p")},
+    "bce_with_logits": {"z": ANY, "t": SameAs("z")},
+    "bce_with_logits_backward": {"z": ANY, "t": SameAs("z")},
+    "l1": {"pred": ANY, "target": SameAs("pred")},
+    "l1_backward": {"pred": ANY, "target": SameAs("pred")},
+    "huber": {"pred": ANY, "target": SameAs("pred"), "delta": SCALAR},
+    "huber_backward": {"pred": ANY, "target": SameAs("pred"), "delta": SCALAR},
+    "nll": {"logp": ("B", "K"), "y": TARGETS},
+    "nll_backward": {"logp": ("B", "K"), "y": TARGETS},
     # -- end losses --
 
     # -- optimiser steps (issue 13) --

@@ -355,7 +355,9 @@ def cross_entropy_backward(p, y, eps=EPS):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _row_logsumexp(z, i):
+def _row_max_logsum(z, i):
+    """``(m, log(sum_k exp(z_k - m)))`` of row ``i``, ``m`` its max: the log-sum-exp is their sum.
+    The losses add ``m - z_y`` first, which is exact, so logits of +-1e4 lose no digits."""
     row = z[i]
     K = row.shape[0]
     m = row[0]
@@ -364,7 +366,7 @@ def _row_logsumexp(z, i):
     total = z.dtype.type(0)
     for k in range(K):
         total += vexp(row[k] - m)
-    return m + np.log(total)
+    return m, np.log(total)
 
 
 @njit(cache=True)
@@ -372,7 +374,8 @@ def _ce_logits_labels(z, y):
     Bn = z.shape[0]
     loss = np.empty(Bn, dtype=z.dtype)
     for i in range(Bn):
-        loss[i] = _row_logsumexp(z, i) - z[i, y[i]]
+        m, log_total = _row_max_logsum(z, i)
+        loss[i] = (m - z[i, y[i]]) + log_total
     return loss
 
 
@@ -381,13 +384,13 @@ def _ce_logits_dense(z, t):
     Bn, K = z.shape
     loss = np.empty(Bn, dtype=z.dtype)
     for i in range(Bn):
-        lse = _row_logsumexp(z, i)
+        m, log_total = _row_max_logsum(z, i)
         mass = z.dtype.type(0)
         dot = z.dtype.type(0)
         for k in range(K):
             mass += t[i, k]
-            dot += t[i, k] * z[i, k]
-        loss[i] = lse * mass - dot
+            dot += t[i, k] * (m - z[i, k])
+        loss[i] = dot + mass * log_total
     return loss
 
 
@@ -507,6 +510,10 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
 # -- end layers --
 
 # -- losses (issue 13) (kernels/jit_losses.py) --
+from .jit_losses import (  # noqa: E402,F401
+    bce, bce_backward, bce_with_logits, bce_with_logits_backward, l1,
+    l1_backward, huber, huber_backward, nll, nll_backward,
+)
 # -- end losses --
 
 # -- optimiser steps (issue 13) (kernels/jit_optim.py) --

@@ -180,16 +180,17 @@ def _clipped_log_grad(p, t, B, eps):
 
 @kernel
 def cross_entropy_logits(z, y):
-    """Per-sample cross-entropy on *logits* via log-sum-exp: ``logsumexp(z) - <t, z>``.
+    """Per-sample cross-entropy on *logits* via log-sum-exp: ``logsumexp(z) sum_k t_k - <t, z>``.
 
     z : (B, K) logits; y : (B,) int64 labels or (B, K) targets -> loss : (B,).
-    Finite for logits of +-1e4.
+    Computed as ``sum_k t_k (m - z_k) + sum_k t_k log(sum_j exp(z_j - m))`` with ``m`` the
+    row max (``m - z_k`` is exact), so logits of +-1e4 keep every digit of the loss.
     """
     m = z.max(axis=1, keepdims=True)
-    lse = (m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True)))[:, 0]
+    log_total = np.log(np.sum(np.exp(z - m), axis=1))
     if y.ndim == 1:
-        return lse - z[np.arange(z.shape[0]), y]
-    return lse * np.sum(y, axis=1) - np.sum(y * z, axis=1)
+        return (m[:, 0] - z[np.arange(z.shape[0]), y]) + log_total
+    return np.sum(y * (m - z), axis=1) + np.sum(y, axis=1) * log_total
 
 
 @kernel
@@ -377,6 +378,10 @@ def _sgd_step(w, g, lr, momentum, v):
 # -- end layers --
 
 # -- losses (issue 13) (kernels/reference_losses.py) --
+from .reference_losses import (  # noqa: E402,F401
+    bce, bce_backward, bce_with_logits, bce_with_logits_backward, l1,
+    l1_backward, huber, huber_backward, nll, nll_backward,
+)
 # -- end losses --
 
 # -- optimiser steps (issue 13) (kernels/reference_optim.py) --

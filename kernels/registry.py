@@ -278,6 +278,70 @@ def _minibatch_magnitude(a) -> float:
 
 
 # -- losses (issue 13): generators --
+def _unit_targets(rng, shape, dtype, scale):
+    """Targets in [0, 1], a third of them exactly 0 or 1 (all 0 for ``"zeros"``)."""
+    if scale == "zeros":
+        return np.zeros(shape, dtype=dtype)
+    t = rng.random(shape)
+    hard = rng.random(shape) < 1 / 3
+    t[hard] = rng.integers(0, 2, size=int(hard.sum()))
+    return t.astype(dtype)
+
+
+def _bce_inputs(rng, dtype, s, scale):
+    """Probabilities ``sigmoid(z)`` (``"large"``: z of +-1e4, so mostly exactly 0 and 1), a tenth
+    of them set to exactly 0 or 1 in any case, and targets in [0, 1]."""
+    shape = (s["B"], s["I"])
+    p = sigmoid_forward(_normal(rng, shape, np.float64, scale))
+    if scale != "zeros":
+        ends = rng.random(shape) < 0.1
+        p[ends] = rng.integers(0, 2, size=int(ends.sum()))
+    else:
+        p[:] = 0
+    return p.astype(dtype), _unit_targets(rng, shape, dtype, scale)
+
+
+def _bce_logits_inputs(rng, dtype, s, scale):
+    shape = (s["B"], s["I"])
+    return _with_exact_zeros(rng, shape, dtype, scale), _unit_targets(rng, shape, dtype, scale)
+
+
+def _regression_inputs(huber):
+    """Predictions and targets with a fifth of the differences exactly 0; for ``huber`` also
+    ``delta`` (1, or 0.5 / 2.5 on a third of the draws each) and some differences exactly
+    ``+-delta`` (target 0, prediction ``+-delta``)."""
+    def make(rng, dtype, s, scale):
+        shape = (s["B"], s["I"])
+        pred, target = _normal(rng, shape, dtype, scale), _normal(rng, shape, dtype, scale)
+        same = rng.random(shape) < 0.2
+        target[same] = pred[same]
+        if not huber:
+            return pred, target
+        delta = float(rng.choice((0.5, 1.0, 2.5)))
+        if scale != "zeros":
+            at = rng.random(shape) < 0.2
+            target[at] = 0
+            pred[at] = np.where(rng.random(int(at.sum())) < 0.5, -delta, delta)
+        return pred, target, delta
+
+    return make
+
+
+def _nll_inputs(targets):
+    """Log-probabilities (log-softmax of the scale's logits: down to ~-1e5 for ``"large"``)
+    and ``"labels"`` or ``"soft"`` targets (as for the cross-entropy kernels)."""
+    def make(rng, dtype, s, scale):
+        B, K = s["B"], s["K"]
+        z = _normal(rng, (B, K), np.float64, scale)
+        logp = z - (z.max(axis=1, keepdims=True) + np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(
+            axis=1, keepdims=True))) if K and B else z
+        target = _labels(rng, B, K) if targets == "labels" else _soft(rng, B, K, dtype)
+        return logp.astype(dtype), target
+
+    return make
+
+
+_LOSS_BENCH = ({"B": 1, "I": 10}, {"B": 60000, "I": 10}, {"B": 1024, "I": 512})
 # -- end losses: generators --
 
 
@@ -398,6 +462,22 @@ OPERATIONS: tuple[Operation, ...] = (
     # -- end layers --
 
     # -- losses (issue 13) --
+    # Elementwise losses of any shape (here (B, I)) and their elementwise gradients; nll on
+    # (B, K) log-probabilities with labels (PyTorch's NLLLoss) or dense targets.
+    Operation("bce", ("B", "I"), _bce_inputs, bench_sizes=_LOSS_BENCH),
+    Operation("bce_backward", ("B", "I"), _bce_inputs, bench_sizes=_LOSS_BENCH),
+    Operation("bce_with_logits", ("B", "I"), _bce_logits_inputs, magnitude=lambda a: _absmax(a[0]),
+              bench_sizes=_LOSS_BENCH),
+    Operation("bce_with_logits_backward", ("B", "I"), _bce_logits_inputs, bench_sizes=_LOSS_BENCH),
+    Operation("l1", ("B", "I"), _regression_inputs(huber=False), bench_sizes=_LOSS_BENCH),
+    Operation("l1_backward", ("B", "I"), _regression_inputs(huber=False), bench_sizes=_LOSS_BENCH),
+    Operation("huber", ("B", "I"), _regression_inputs(huber=True), bench_sizes=_LOSS_BENCH),
+    Operation("huber_backward", ("B", "I"), _regression_inputs(huber=True), bench_sizes=_LOSS_BENCH),
+    Operation("nll", ("B", "K"), _nll_inputs("labels"), bench_sizes=_BK_BENCH),
+    Operation("nll", ("B", "K"), _nll_inputs("soft"), variant="soft", reduction=lambda s: s["K"],
+              magnitude=lambda a: max(1.0, _absmax(a[0])) * _target_mass(a)),
+    Operation("nll_backward", ("B", "K"), _nll_inputs("labels"), bench_sizes=_BK_BENCH),
+    Operation("nll_backward", ("B", "K"), _nll_inputs("soft"), variant="soft"),
     # -- end losses --
 
     # -- optimiser steps (issue 13) --

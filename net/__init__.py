@@ -14,6 +14,7 @@ from .train import TrainingDivergedError, fit, predict
 # -- end layers --
 
 # -- losses (issue 13) --
+from .losses import BCELoss, BCEWithLogitsLoss, HuberLoss, L1Loss, NLLLoss  # noqa: E402
 # -- end losses --
 
 # -- optimisers and schedules (issue 13) --
@@ -31,6 +32,7 @@ __all__ = [
 # -- end layers --
 
 # -- __all__ additions: losses (issue 13) --
+__all__ += ["BCELoss", "BCEWithLogitsLoss", "HuberLoss", "L1Loss", "NLLLoss"]
 # -- end losses --
 
 # -- __all__ additions: optimisers and schedules (issue 13) --

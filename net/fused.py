@@ -236,12 +236,15 @@ def _plan(model, loss, batch_size, momentum, optimizer) -> FusedPlan:
         if any(np.shares_memory(a, b) for b in arrays[:i]):
             raise Unsupported("two parameters share memory (tied weights); the fused kernels update each "
                               "layer's weights before the layer below reads them")
-    if isinstance(loss, CrossEntropyLoss) and loss.from_logits:
+    # only what the kernels compute exactly: the batch mean, no label smoothing
+    exact = getattr(loss, "reduction", "mean") == "mean" and not getattr(loss, "label_smoothing", 0)
+    if isinstance(loss, CrossEntropyLoss) and loss.from_logits and exact:
         loss_kind = fk.SOFTMAX_CE
-    elif isinstance(loss, MSELoss):
+    elif isinstance(loss, MSELoss) and exact:
         loss_kind = fk.MSE
     else:
-        raise Unsupported(f"the fused kernels support CrossEntropyLoss(from_logits=True) and MSELoss, not {loss!r}")
+        raise Unsupported("the fused kernels support CrossEntropyLoss(from_logits=True) (label_smoothing=0, "
+                          f"reduction='mean') and MSELoss(reduction='mean'), not {loss!r}")
     weights, biases, bias_on, acts = [], [], [], []
     for layer in model:
         if getattr(layer, "backend", None) != "numba":

@@ -153,7 +153,9 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     Parameters
     ----------
     model : :class:`~net.Sequential` (or any object with forward/backward/parameters)
-    loss : a loss object, e.g. ``CrossEntropyLoss()``
+    loss : a loss object, e.g. ``CrossEntropyLoss()``, with ``reduction`` ``"mean"`` or
+        ``"sum"`` (each epoch's entry is then the epoch's summed loss divided by N);
+        ``"none"`` raises ``ValueError`` (training needs a scalar loss)
     X : (N, features); y : (N,) integer labels or (N, K) targets.  Checked against
         the model (input width, label range) before any training step.
     batch_size : rows per step; ``1`` is per-sample SGD, ``None`` the full batch
@@ -181,6 +183,9 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     loss becomes NaN or infinite.
     """
     X, y = _check_fit_args(X, y, batch_size, epochs, threads, _model_dtype(model))
+    if getattr(loss, "reduction", "mean") not in ("mean", "sum"):
+        raise ValueError(f"fit: the loss must be a scalar to train on, but {loss!r} has reduction="
+                         f"{loss.reduction!r}; use reduction='mean' (or 'sum')")
     if per_sample not in fused_path.PER_SAMPLE_STRATEGIES:
         raise ValueError(f"fit: per_sample must be one of {', '.join(map(repr, fused_path.PER_SAMPLE_STRATEGIES))}, "
                          f"got {per_sample!r}")
@@ -249,7 +254,7 @@ def _layer_epochs(model, loss, opt, X, y, batch_size, epochs, shuffle, rng, on_b
                                             updated=epoch > 1 or start > 0)
             model.backward(loss.backward())
             opt.step()
-            total += batch_loss * len(idx)
+            total += batch_loss if getattr(loss, "reduction", "mean") == "sum" else batch_loss * len(idx)
             if on_batch is not None:
                 on_batch(len(idx), batch_loss)
             interrupt.check()
