@@ -510,4 +510,5 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
 # -- end losses --
 
 # -- optimiser steps (issue 13) (kernels/jit_optim.py) --
+from .jit_optim import adagrad_step, adam_step, rmsprop_step, sgd_step  # noqa: E402,F401
 # -- end optimiser steps --
