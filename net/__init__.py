@@ -17,6 +17,9 @@ from .train import TrainingDivergedError, fit, predict
 # -- end losses --
 
 # -- optimisers and schedules (issue 13) --
+from .optim import Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .schedule import CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler, StepLR
+from . import schedule
 # -- end optimisers and schedules --
 
 __version__ = "0.1.0"
@@ -34,5 +37,7 @@ __all__ = [
 # -- end losses --
 
 # -- __all__ additions: optimisers and schedules (issue 13) --
+__all__ += ["Optimizer", "Adam", "AdamW", "RMSprop", "Adagrad", "schedule", "LRScheduler", "StepLR", "ExponentialLR",
+            "CosineAnnealingLR", "LinearLR"]
 # -- end optimisers and schedules --
 
