@@ -6,6 +6,11 @@ reference (so the two agree bit for bit: no ``fastmath``, no contraction into FM
 wrapper checks the arguments (:mod:`kernels.contract_optim`), derives the scalars in double and
 rounds them to w's dtype (:func:`kernels.reference_optim.step_scalars`), and passes flat views;
 the options arrive as booleans, so the float32 loop compares and computes in float32 only.
+
+Buffers the options do not read are passed as the caller gave them (a (0,) dummy, its own
+allocation), never as an empty view of ``w``: LLVM's runtime alias check assumes every array
+the loop may touch spans n elements, and a view at w's address made it fall back to the scalar
+loop (plain Adam at 784x512 float32: 1.1 ms instead of 0.1 ms).
 """
 from __future__ import annotations
 
@@ -56,7 +61,7 @@ def sgd_step(w, g, buf, lr, momentum, dampening, weight_decay, nesterov, first, 
     lr_, momentum_, omd, decay, l1_ = step_scalars("sgd_step", w.dtype, lr=lr, momentum=momentum,
                                                    dampening=dampening, weight_decay=weight_decay, l1=l1)
     use_momentum = momentum_ != 0
-    _sgd_step(w.reshape(-1), g.reshape(-1), buf.reshape(-1) if use_momentum else w.reshape(-1)[:0], lr_,
+    _sgd_step(w.reshape(-1), g.reshape(-1), buf.reshape(-1), lr_,
               momentum_, omd, decay, l1_, decay != 0, l1_ != 0, use_momentum, nesterov, first)
     return w
 
@@ -105,7 +110,7 @@ def adam_step(w, g, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2,
         "adam_step", w.dtype, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, l1=l1)
     flat = w.reshape(-1)
     _adam_step(flat, g.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1),
-               max_exp_avg_sq.reshape(-1) if amsgrad else flat[:0], omb1, b2, omb2, step_size, bc2s, eps_, decay_,
+               max_exp_avg_sq.reshape(-1), omb1, b2, omb2, step_size, bc2s, eps_, decay_,
                factor, l1_, decay_ != 0, decoupled, l1_ != 0, amsgrad)
     return w
 
@@ -153,8 +158,8 @@ def rmsprop_step(w, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, 
         "rmsprop_step", w.dtype, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, l1=l1)
     flat = w.reshape(-1)
     use_momentum = momentum_ > 0
-    _rmsprop_step(flat, g.reshape(-1), square_avg.reshape(-1), grad_avg.reshape(-1) if centered else flat[:0],
-                  buf.reshape(-1) if use_momentum else flat[:0], lr_, alpha_, oma, eps_, decay, momentum_, l1_,
+    _rmsprop_step(flat, g.reshape(-1), square_avg.reshape(-1), grad_avg.reshape(-1),
+                  buf.reshape(-1), lr_, alpha_, oma, eps_, decay, momentum_, l1_,
                   decay != 0, l1_ != 0, centered, use_momentum)
     return w
 
