@@ -203,6 +203,13 @@ def _check_resume_keeps(args, cfg) -> None:
                          f" --weight-decay {cfg.weight_decay:g}")
 
 
+def _with_schedule(cfg: RunConfig, args) -> RunConfig:
+    """``cfg`` with the weight decay and schedule options of a new run."""
+    cfg.weight_decay = args.weight_decay
+    cfg.schedule, cfg.schedule_epochs = args.schedule or "none", args.schedule_epochs or 10
+    return cfg
+
+
 def _config_from_args(args) -> RunConfig:
     args.epochs = 1 if args.epochs is None else args.epochs
     layers = args.layers or [int(w) for w in DEFAULT_LAYERS[args.dataset].split("-")]
@@ -220,11 +227,9 @@ def _config_from_args(args) -> RunConfig:
                          "and no --momentum")
     per_sample = args.per_sample or "auto"
     _check_per_sample(per_sample, args.batch_size, args.backend, args.momentum)
-    optimizer, weight_decay = _check_optimizer(args, per_sample)
+    args.optimizer, args.weight_decay = _check_optimizer(args, per_sample)     # the rest: _with_schedule
     return RunConfig(dataset=args.dataset, data_root=args.data_root, layers=layers, activation=args.activation,
-                     loss=args.loss, init=args.init, optimizer=optimizer, momentum=args.momentum,
-                     weight_decay=weight_decay, schedule=args.schedule or "none",
-                     schedule_epochs=args.schedule_epochs or 10, lr=args.lr,
+                     loss=args.loss, init=args.init, optimizer=args.optimizer, momentum=args.momentum, lr=args.lr,
                      batch_size=args.batch_size, epochs=args.epochs, val_fraction=args.val_fraction,
                      shuffle=args.dataset == "spiral" if args.shuffle is None else args.shuffle,
                      limit=args.limit, backend=args.backend, threads=args.threads, per_sample=per_sample,
@@ -249,7 +254,7 @@ def cmd_train(args) -> int:
             _check_per_sample(args.per_sample, cfg.batch_size, cfg.backend, cfg.momentum)
             cfg.per_sample = args.per_sample
     else:
-        cfg = _config_from_args(args)
+        cfg = _with_schedule(_config_from_args(args), args)
         run_dir = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         if (run_dir / "checkpoint.npz").exists():
             raise UsageError(f"--out {run_dir} already holds a run; use --resume {run_dir} or another --out")
