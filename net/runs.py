@@ -222,6 +222,7 @@ def _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress,
     for epoch in range(start + 1, cfg.epochs + 1):
         bar = _progress_bar(n, f"epoch {epoch}/{cfg.epochs}") if progress else None
         t0 = time.perf_counter()       # after the warm-up: no compile time in the epoch's time
+        lr = opt.lr                    # this epoch's (a schedule sets the next one at its end)
         try:
             hist = fit(model, loss, data.X_train, data.y_train, batch_size=cfg.batch_size, epochs=1,
                        optimizer=opt, shuffle=cfg.shuffle, rng=rng, threads=cfg.threads,
@@ -233,6 +234,7 @@ def _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress,
         elapsed = time.perf_counter() - t0
         row = {"epoch": epoch, "train_loss": hist[0], "seconds": elapsed, "samples_per_s": n / elapsed,
                "path": hist.path, "per_sample": hist.per_sample}
+        row["lr"] = lr
         row["train_acc"] = evaluate(model, loss, data.X_train, data.y_train)[1]
         if data.X_val is not None:
             row["val_loss"], row["val_acc"], _ = evaluate(model, loss, data.X_val, data.y_val)

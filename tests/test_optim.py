@@ -106,7 +106,6 @@ def test_state_dict_round_trip_continues_identically(variant):
     """In memory: load_state_dict into a new optimiser over a copy of the weights, then both step
     on the same gradients; the state is copied (stepping one leaves the saved dict unchanged)."""
     _, cls, kwargs = variant
-    rng = np.random.default_rng(0)
     a, b = _model("numpy"), _model("numpy")
     opt_a = cls(a.parameters(), **kwargs)
 
@@ -135,7 +134,6 @@ def test_state_dict_round_trip_continues_identically(variant):
         np.testing.assert_array_equal(x, z)
     assert json.dumps({k: v for k, v in state.items() if not isinstance(v, list) or not v
                        or not isinstance(v[0], np.ndarray)}, sort_keys=True) == saved
-    del rng
 
 
 def test_a_checkpoint_of_the_earlier_format_loads_into_sgd(tmp_path):
@@ -419,6 +417,8 @@ def test_cli_adam_with_weight_decay_and_cosine_resumes_bit_identically(tmp_path)
             config["init"]) == ("adam", 1e-4, "cosine", 4, "torch_default")
     state = io.load_checkpoint(split / "checkpoint.npz")
     assert state["optimizer_state"]["type"] == "Adam" and state["scheduler_state"]["last_epoch"] == 3
+    lrs = [row["lr"] for row in json.loads((split / "history.json").read_text())["epochs"]]
+    np.testing.assert_allclose(lrs, [0.01 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(3)], rtol=1e-14)
     res = _cli("train", "--resume", split, "--epochs", "4", "--optimizer", "sgd", "--no-progress")
     assert res.returncode == 2 and "the run was trained with --optimizer adam" in res.stderr
 
