@@ -77,6 +77,10 @@ OPERATIONS = (
     # -- end losses --
 
     # -- optimiser steps (issue 13) --
+    "sgd_step",
+    "adam_step",
+    "rmsprop_step",
+    "adagrad_step",
     # -- end optimiser steps --
 )
 

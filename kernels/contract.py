@@ -107,6 +107,15 @@ SPECS: dict[str, dict] = {
     # -- end losses --
 
     # -- optimiser steps (issue 13) --
+    # checked by kernels/contract_optim.py (updated in place; buffers the options do not read may be dummies)
+    "sgd_step": dict.fromkeys(("w", "g", "buf", "lr", "momentum", "dampening", "weight_decay", "nesterov", "first",
+                               "l1"), CUSTOM),
+    "adam_step": dict.fromkeys(("w", "g", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step", "lr", "beta1", "beta2",
+                                "eps", "weight_decay", "amsgrad", "decoupled", "l1"), CUSTOM),
+    "rmsprop_step": dict.fromkeys(("w", "g", "square_avg", "grad_avg", "buf", "lr", "alpha", "eps", "weight_decay",
+                                   "momentum", "centered", "l1"), CUSTOM),
+    "adagrad_step": dict.fromkeys(("w", "g", "state_sum", "step", "lr", "lr_decay", "weight_decay", "eps", "l1"),
+                                  CUSTOM),
     # -- end optimiser steps --
 }
 
@@ -477,6 +486,8 @@ def _real_scalar(kernel, name, v, dtype):
 
 _CUSTOM = {"sgd_epoch": _check_sgd_epoch, "sgd_epoch_compact": _check_sgd_epoch_compact,
            "sgd_minibatch_epoch": _check_sgd_minibatch_epoch}
+from .contract_optim import CHECKS as _OPTIM_CHECKS  # noqa: E402  (issue 13: the optimiser steps' checks)
+_CUSTOM.update(_OPTIM_CHECKS)
 
 
 # ---- the decorator ---------------------------------------------------------------------------

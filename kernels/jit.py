@@ -517,4 +517,5 @@ from .jit_losses import (  # noqa: E402,F401
 # -- end losses --
 
 # -- optimiser steps (issue 13) (kernels/jit_optim.py) --
+from .jit_optim import adagrad_step, adam_step, rmsprop_step, sgd_step  # noqa: E402,F401
 # -- end optimiser steps --

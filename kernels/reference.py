@@ -385,4 +385,5 @@ from .reference_losses import (  # noqa: E402,F401
 # -- end losses --
 
 # -- optimiser steps (issue 13) (kernels/reference_optim.py) --
+from .reference_optim import adagrad_step, adam_step, rmsprop_step, sgd_step  # noqa: E402,F401
 # -- end optimiser steps --

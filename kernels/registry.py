@@ -346,6 +346,78 @@ _LOSS_BENCH = ({"B": 1, "I": 10}, {"B": 60000, "I": 10}, {"B": 1024, "I": 512})
 
 
 # -- optimiser steps (issue 13): generators --
+def _step_arrays(rng, dtype, s, scale):
+    """A weight matrix w (I, O) and its gradient g, and ``like(kind)`` for state buffers of w's
+    shape: ``"moment"`` (~0.1 of g's size, any sign), ``"square"`` (non-negative, ~g^2) or
+    ``"dummy"`` ((0,): a buffer the options do not read)."""
+    shape = (s["I"], s["O"])
+    w, g = _normal(rng, shape, dtype, scale), _normal(rng, shape, dtype, scale)
+
+    def like(kind):
+        if kind == "dummy":
+            return np.zeros(0, dtype)
+        x = _normal(rng, shape, dtype, scale)
+        return x * np.dtype(dtype).type(0.1) if kind == "moment" else x * x
+
+    return w, g, like
+
+
+def _sgd_step_inputs(momentum):
+    """``sgd_step``: plain SGD (``momentum`` False: buf is a dummy) or momentum 0.9 with a random
+    dampening, Nesterov (without dampening) and first step; weight decay and l1 on or off."""
+    def make(rng, dtype, s, scale):
+        w, g, like = _step_arrays(rng, dtype, s, scale)
+        dampening = float(rng.choice((0.0, 0.1))) if momentum else 0.0
+        nesterov = bool(momentum and dampening == 0 and rng.integers(2))
+        return (w, g, like("moment" if momentum else "dummy"), 0.1, 0.9 if momentum else 0.0, dampening,
+                float(rng.choice((0.0, 0.01))), nesterov, bool(rng.integers(2)), float(rng.choice((0.0, 1e-3))))
+
+    return make
+
+
+def _adam_step_inputs(amsgrad, decoupled):
+    """``adam_step``: Adam or AdamW (``decoupled``), with or without amsgrad (else max_exp_avg_sq is
+    a dummy), a step count in [1, 50), beta1 0.9 or 0.3 (PyTorch's lerp takes its other form when
+    1 - beta1 >= 0.5), weight decay and l1 on or off; the second moments are non-negative."""
+    def make(rng, dtype, s, scale):
+        w, g, like = _step_arrays(rng, dtype, s, scale)
+        return (w, g, like("moment"), like("square"), like("square" if amsgrad else "dummy"),
+                int(rng.integers(1, 50)), 1e-3, float(rng.choice((0.9, 0.3))), 0.999, 1e-8,
+                float(rng.choice((0.0, 0.01))), amsgrad, decoupled, float(rng.choice((0.0, 1e-3))))
+
+    return make
+
+
+def _rmsprop_step_inputs(centered, momentum):
+    """``rmsprop_step``: centered or not (else grad_avg is a dummy), momentum 0.9 or 0 (else buf is
+    a dummy), alpha 0.99 or 0.3 (the lerp's two forms), weight decay and l1 on or off.  Centered,
+    ``square_avg >= grad_avg^2 + 0.5 x (g's size)^2``, so that ``square_avg - grad_avg^2`` stays
+    clear of 0 after the step (rounding cannot turn its square root into NaN in one backend only)."""
+    def make(rng, dtype, s, scale):
+        w, g, like = _step_arrays(rng, dtype, s, scale)
+        grad_avg = like("moment" if centered else "dummy")
+        square_avg = like("square")
+        if centered:
+            size = {"unit": 1.0, "large": 1e4, "zeros": 0.0}[scale]
+            square_avg = (square_avg + grad_avg * grad_avg + np.dtype(dtype).type(0.5 * size * size)).astype(dtype)
+        return (w, g, square_avg, grad_avg, like("moment" if momentum else "dummy"), 1e-2,
+                float(rng.choice((0.99, 0.3))), 1e-8, float(rng.choice((0.0, 0.01))), 0.9 if momentum else 0.0,
+                centered, float(rng.choice((0.0, 1e-3))))
+
+    return make
+
+
+def _adagrad_step_inputs(rng, dtype, s, scale):
+    """``adagrad_step``: a non-negative sum, a step count in [1, 50), lr_decay, weight decay and l1
+    each on or off."""
+    w, g, like = _step_arrays(rng, dtype, s, scale)
+    return (w, g, like("square"), int(rng.integers(1, 50)), 1e-2, float(rng.choice((0.0, 0.01))),
+            float(rng.choice((0.0, 0.01))), 1e-10, float(rng.choice((0.0, 1e-3))))
+
+
+def _step_magnitude(a) -> float:
+    """The weights' size: the update is computed in the same operations in both backends."""
+    return max(1.0, _absmax(a[0]))
 # -- end optimiser steps: generators --
 
 
@@ -481,6 +553,29 @@ OPERATIONS: tuple[Operation, ...] = (
     # -- end losses --
 
     # -- optimiser steps (issue 13) --
+    # One PyTorch optimiser step on a weight matrix, updating it and its state buffers in place
+    # (w and the buffers: arguments 0 and 2..).  Buffers the options do not read are (0,) dummies.
+    Operation("sgd_step", ("I", "O"), _sgd_step_inputs(momentum=False), mutates=(0, 2),
+              magnitude=_step_magnitude),
+    Operation("sgd_step", ("I", "O"), _sgd_step_inputs(momentum=True), variant="momentum", mutates=(0, 2),
+              magnitude=_step_magnitude),
+    Operation("adam_step", ("I", "O"), _adam_step_inputs(amsgrad=False, decoupled=False), mutates=(0, 2, 3, 4),
+              magnitude=_step_magnitude),
+    Operation("adam_step", ("I", "O"), _adam_step_inputs(amsgrad=True, decoupled=False), variant="amsgrad",
+              mutates=(0, 2, 3, 4), magnitude=_step_magnitude),
+    Operation("adam_step", ("I", "O"), _adam_step_inputs(amsgrad=False, decoupled=True), variant="adamw",
+              mutates=(0, 2, 3, 4), magnitude=_step_magnitude),
+    Operation("adam_step", ("I", "O"), _adam_step_inputs(amsgrad=True, decoupled=True), variant="adamw_amsgrad",
+              mutates=(0, 2, 3, 4), magnitude=_step_magnitude),
+    Operation("rmsprop_step", ("I", "O"), _rmsprop_step_inputs(centered=False, momentum=False),
+              mutates=(0, 2, 3, 4), magnitude=_step_magnitude),
+    Operation("rmsprop_step", ("I", "O"), _rmsprop_step_inputs(centered=False, momentum=True), variant="momentum",
+              mutates=(0, 2, 3, 4), magnitude=_step_magnitude),
+    Operation("rmsprop_step", ("I", "O"), _rmsprop_step_inputs(centered=True, momentum=False), variant="centered",
+              mutates=(0, 2, 3, 4), magnitude=_step_magnitude),
+    Operation("rmsprop_step", ("I", "O"), _rmsprop_step_inputs(centered=True, momentum=True),
+              variant="centered_momentum", mutates=(0, 2, 3, 4), magnitude=_step_magnitude),
+    Operation("adagrad_step", ("I", "O"), _adagrad_step_inputs, mutates=(0, 2), magnitude=_step_magnitude),
     # -- end optimiser steps --
 )
 

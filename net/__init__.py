@@ -18,6 +18,9 @@ from .losses import BCELoss, BCEWithLogitsLoss, HuberLoss, L1Loss, NLLLoss  # no
 # -- end losses --
 
 # -- optimisers and schedules (issue 13) --
+from .optim import Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .schedule import CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler, StepLR
+from . import schedule
 # -- end optimisers and schedules --
 
 __version__ = "0.1.0"
@@ -36,5 +39,7 @@ __all__ += ["BCELoss", "BCEWithLogitsLoss", "HuberLoss", "L1Loss", "NLLLoss"]
 # -- end losses --
 
 # -- __all__ additions: optimisers and schedules (issue 13) --
+__all__ += ["Optimizer", "Adam", "AdamW", "RMSprop", "Adagrad", "schedule", "LRScheduler", "StepLR", "ExponentialLR",
+            "CosineAnnealingLR", "LinearLR"]
 # -- end optimisers and schedules --
 

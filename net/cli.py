@@ -16,7 +16,9 @@ import numpy as np
 
 from . import init as initializers
 from .data.errors import DatasetNotFoundError
+from .optim import OPTIMIZERS
 from .runs import ACTIVATIONS, DATASETS, DEFAULT_LAYERS, LOSSES, RunConfig
+from .schedule import SCHEDULES
 from .train import TrainingDivergedError
 
 
@@ -97,9 +99,22 @@ def build_parser(prog: str = "python -m net") -> argparse.ArgumentParser:
     t.add_argument("--loss", choices=list(LOSSES), default="softmax-ce",
                    help="softmax-ce: softmax + cross-entropy on logits (default: %(default)s)")
     t.add_argument("--init", choices=list(initializers.INITIALIZERS), default="xavier_normal",
-                   help="weight initialiser; biases start at zero (default: %(default)s)")
-    t.add_argument("--optimizer", choices=["sgd"], default="sgd", help="default: %(default)s")
-    t.add_argument("--momentum", type=float, default=0.0, help="SGD momentum in [0, 1) (default: %(default)s)")
+                   help="weight initialiser; biases start at zero, except with torch_default (PyTorch's "
+                        "nn.Linear default: W and b from U(+-1/sqrt(fan_in))) (default: %(default)s)")
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None,
+                   help="PyTorch's SGD, Adam, AdamW, RMSprop or Adagrad with torch's defaults but --lr "
+                        "(default: sgd; a resumed run keeps its own)")
+    t.add_argument("--momentum", type=float, default=0.0,
+                   help="momentum of sgd (in [0, 1)) or rmsprop (default: %(default)s)")
+    t.add_argument("--weight-decay", type=float, default=None,
+                   help="L2 weight decay: added to the gradient (sgd, adam, rmsprop, adagrad) or decoupled, "
+                        "w *= 1 - lr * wd (adamw) (default: 0, adamw 0.01)")
+    t.add_argument("--schedule", choices=list(SCHEDULES), default=None,
+                   help="lr schedule, stepped after every epoch over N = --schedule-epochs: step (lr / 10 every N "
+                        "epochs), exponential (lr / 10 over N epochs), cosine (to 0 over N epochs, then back up), "
+                        "linear-warmup (from lr / 3 to lr over N epochs) (default: none)")
+    t.add_argument("--schedule-epochs", type=_positive(int, "--schedule-epochs"), default=None,
+                   help="the schedule's length N in epochs (default: 10)")
     t.add_argument("--lr", type=_positive(float, "--lr"), default=0.02, help="learning rate (default: %(default)s)")
     t.add_argument("--batch-size", type=_batch_size, default=1,
                    help="1 = per-sample SGD, 'full' = full batch (default: %(default)s)")
@@ -157,6 +172,44 @@ def _check_per_sample(per_sample, batch_size, backend, momentum) -> None:
                          f"{momentum:g})")
 
 
+def _check_optimizer(args, per_sample) -> tuple[str, float]:
+    """``(optimizer, weight_decay)`` of a new run, checked against the other options."""
+    optimizer = args.optimizer or "sgd"
+    weight_decay = (0.01 if optimizer == "adamw" else 0.0) if args.weight_decay is None else args.weight_decay
+    if not weight_decay >= 0:
+        raise UsageError(f"--weight-decay must be >= 0, got {args.weight_decay}")
+    if args.momentum and optimizer not in ("sgd", "rmsprop"):
+        raise UsageError(f"--momentum applies to --optimizer sgd or rmsprop, not {optimizer} (its betas are torch's "
+                         "defaults)")
+    unfused = optimizer != "sgd" or weight_decay
+    if unfused and (per_sample == "compact" or ((args.threads or 1) > 1 and args.batch_size == 1)):
+        raise UsageError(f"--per-sample compact and --threads > 1 with --batch-size 1 run the fused SGD kernels: "
+                         f"--optimizer sgd without --weight-decay (this run: --optimizer {optimizer}, "
+                         f"--weight-decay {weight_decay:g})")
+    return optimizer, weight_decay
+
+
+def _check_resume_keeps(args, cfg) -> None:
+    """A resumed run keeps its optimizer and schedule: an option given that differs is an error."""
+    for flag, given, kept in (("--optimizer", args.optimizer, cfg.optimizer),
+                              ("--weight-decay", args.weight_decay, cfg.weight_decay),
+                              ("--schedule", args.schedule, cfg.schedule),
+                              ("--schedule-epochs", args.schedule_epochs, cfg.schedule_epochs)):
+        if given is not None and given != kept:
+            raise UsageError(f"--resume: the run was trained with {flag} {kept}; a resumed run continues with its "
+                             f"own optimizer and schedule (drop {flag} {given})")
+    if args.per_sample == "compact" and (cfg.optimizer != "sgd" or cfg.weight_decay):
+        raise UsageError(f"--per-sample compact runs the fused SGD kernel; this run uses --optimizer {cfg.optimizer}"
+                         f" --weight-decay {cfg.weight_decay:g}")
+
+
+def _with_schedule(cfg: RunConfig, args) -> RunConfig:
+    """``cfg`` with the weight decay and schedule options of a new run."""
+    cfg.weight_decay = args.weight_decay
+    cfg.schedule, cfg.schedule_epochs = args.schedule or "none", args.schedule_epochs or 10
+    return cfg
+
+
 def _config_from_args(args) -> RunConfig:
     args.epochs = 1 if args.epochs is None else args.epochs
     layers = args.layers or [int(w) for w in DEFAULT_LAYERS[args.dataset].split("-")]
@@ -174,6 +227,7 @@ def _config_from_args(args) -> RunConfig:
                          "and no --momentum")
     per_sample = args.per_sample or "auto"
     _check_per_sample(per_sample, args.batch_size, args.backend, args.momentum)
+    args.optimizer, args.weight_decay = _check_optimizer(args, per_sample)     # the rest: _with_schedule
     return RunConfig(dataset=args.dataset, data_root=args.data_root, layers=layers, activation=args.activation,
                      loss=args.loss, init=args.init, optimizer=args.optimizer, momentum=args.momentum, lr=args.lr,
                      batch_size=args.batch_size, epochs=args.epochs, val_fraction=args.val_fraction,
@@ -191,6 +245,7 @@ def cmd_train(args) -> int:
             raise UsageError(f"--resume {run_dir}: no checkpoint.npz there; pass a run folder written by "
                              f"'{args.prog} train --out RUN_DIR'")
         cfg = read_config(run_dir)
+        _check_resume_keeps(args, cfg)
         if args.epochs is not None:
             cfg.epochs = args.epochs
         if args.threads is not None:
@@ -199,7 +254,7 @@ def cmd_train(args) -> int:
             _check_per_sample(args.per_sample, cfg.batch_size, cfg.backend, cfg.momentum)
             cfg.per_sample = args.per_sample
     else:
-        cfg = _config_from_args(args)
+        cfg = _with_schedule(_config_from_args(args), args)
         run_dir = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         if (run_dir / "checkpoint.npz").exists():
             raise UsageError(f"--out {run_dir} already holds a run; use --resume {run_dir} or another --out")

@@ -221,6 +221,8 @@ def _plan(model, loss, batch_size, momentum, optimizer) -> FusedPlan:
         if type(optimizer) is not SGD:
             raise Unsupported(f"the fused kernels run our SGD, not {type(optimizer).__name__}")
         momentum = optimizer.momentum
+        if optimizer.unfused_options():
+            raise Unsupported(f"the fused kernels run SGD with plain momentum only, not {optimizer.unfused_options()}")
     if not isinstance(model, Sequential) or len(model) == 0:
         raise Unsupported("the fused kernels train a non-empty Sequential")
     if optimizer is not None:

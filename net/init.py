@@ -52,6 +52,25 @@ def kaiming_normal(shape, rng=None, dtype=np.float32):
     return normal(shape, rng, dtype, std=np.sqrt(2.0 / fan_in))
 
 
+def torch_default(shape, rng=None, dtype=np.float32):
+    """PyTorch's default ``nn.Linear`` weights: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    torch calls it ``kaiming_uniform_(weight, a=sqrt(5))``: gain sqrt(2 / (1 + a^2)) = sqrt(1/3),
+    bound gain * sqrt(3 / fan_in) = 1 / sqrt(fan_in), variance 1 / (3 fan_in).  torch's weight is
+    (out, in) and ours (in, out); fan_in is in_features either way.  With ``init="torch_default"``
+    a :class:`~net.Linear` also draws its bias from the same range (:func:`torch_default_bias`),
+    after the weights, as ``nn.Linear.reset_parameters`` does.
+    """
+    fan_in, _ = _fans(shape)
+    return uniform(shape, rng, dtype, limit=1.0 / np.sqrt(fan_in))
+
+
+def torch_default_bias(fan_in: int, n: int, rng=None, dtype=np.float32):
+    """PyTorch's default ``nn.Linear`` bias: ``n`` entries from U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    limit = 1.0 / np.sqrt(fan_in)
+    return _gen(rng).uniform(-limit, limit, size=n).astype(as_dtype(dtype))
+
+
 def zeros(shape, rng=None, dtype=np.float32):
     """All zeros (biases; a weight matrix of zeros never breaks symmetry)."""
     _fans(shape)
@@ -68,7 +87,11 @@ INITIALIZERS: dict[str, Callable] = {
     "kaiming_normal": kaiming_normal,
     "he_normal": kaiming_normal,
     "zeros": zeros,
+    "torch_default": torch_default,
 }
+
+#: Initialisers that also set the bias (``(fan_in, n, rng, dtype)``); every other one leaves it at zero.
+BIAS_INITIALIZERS: dict[str, Callable] = {"torch_default": torch_default_bias}
 
 
 def get(init) -> Callable:

@@ -171,30 +171,54 @@ def _model_from(path, meta: dict, arrays: dict, backend: str | None) -> Sequenti
 
 
 def save_checkpoint(path, model, optimizer, *, epoch: int, rng: np.random.Generator, history: list,
-                    config: dict | None = None) -> Path:
-    """Model + optimizer state + epoch + RNG state + history, atomically."""
-    state = optimizer.state_dict()
-    velocity = state.pop("velocity")
-    arrays = {f"velocity/{i}": v for i, v in enumerate(velocity)} if velocity is not None else {}
+                    config: dict | None = None, scheduler=None) -> Path:
+    """Model + optimizer state + epoch + RNG state + history (+ the scheduler's state), atomically.
+
+    The optimizer's buffers (every entry of its ``state_dict()`` that is a list of arrays, e.g.
+    SGD's ``velocity``, Adam's ``exp_avg``) are stored as arrays ``<name>/<i>``, the rest of its
+    state (type, hyper-parameters, step count) and the scheduler's as JSON.
+    """
+    state = dict(optimizer.state_dict())
+    arrays, lists = {}, {}
+    for key, value in list(state.items()):
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, np.ndarray) for v in value):
+            arrays.update({f"{key}/{i}": v for i, v in enumerate(value)})
+            lists[key] = len(value)
+            del state[key]
+    state["__arrays__"] = lists
     extra = {"epoch": int(epoch), "optimizer": state, "rng_state": rng.bit_generator.state,
              "history": history, "config": config or {}}
+    if scheduler is not None:
+        extra["scheduler"] = scheduler.state_dict()
     return save(model, path, extra=extra, arrays=arrays)
 
 
 def load_checkpoint(path, backend: str | None = None) -> dict:
-    """``{"model", "epoch", "optimizer_state", "rng", "history", "config"}`` from :func:`save_checkpoint`."""
+    """``{"model", "epoch", "optimizer_state", "scheduler_state", "rng", "history", "config"}`` from
+    :func:`save_checkpoint` (``scheduler_state`` None when none was saved).  Checkpoints written
+    before the optimiser buffers were generalised (SGD's ``velocity/<i>`` only) load as before."""
     meta, arrays = read(path)
     model = _model_from(path, meta, arrays, backend)
     extra = meta.get("extra", {})
     if "epoch" not in extra or "rng_state" not in extra:
         raise CheckpointError(f"{path}: a model file, not a training checkpoint (no epoch/RNG state)")
-    vel_keys = sorted((k for k in arrays if k.startswith("extra/velocity/")), key=lambda k: int(k.rsplit("/", 1)[1]))
     state = dict(extra["optimizer"])
-    state["velocity"] = [arrays[k] for k in vel_keys] if vel_keys else None
+    lists = state.pop("__arrays__", None)
+    if lists is None:                           # the earlier format: SGD's velocity/<i>, or none
+        vel_keys = sorted((k for k in arrays if k.startswith("extra/velocity/")),
+                          key=lambda k: int(k.rsplit("/", 1)[1]))
+        state["velocity"] = [arrays[k] for k in vel_keys] if vel_keys else None
+    else:
+        for key, n in lists.items():
+            missing = [f"{key}/{i}" for i in range(int(n)) if f"extra/{key}/{i}" not in arrays]
+            if missing:
+                raise CheckpointError(f"{path}: optimizer state {missing[0]} is missing")
+            state[key] = [arrays[f"extra/{key}/{i}"] for i in range(int(n))]
     rng = np.random.default_rng()
     try:
         rng.bit_generator.state = extra["rng_state"]
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: bad RNG state: {exc}") from None
-    return {"model": model, "epoch": int(extra["epoch"]), "optimizer_state": state, "rng": rng,
-            "history": extra.get("history", []), "config": extra.get("config", {})}
+    return {"model": model, "epoch": int(extra["epoch"]), "optimizer_state": state,
+            "scheduler_state": extra.get("scheduler"), "rng": rng, "history": extra.get("history", []),
+            "config": extra.get("config", {})}

@@ -50,7 +50,8 @@ class Linear(Layer):
     in_features, out_features : int
     init : str or callable
         Weight initialiser (see :mod:`net.init`), default ``"xavier_normal"``.
-        Biases start at zero.
+        Biases start at zero, except with ``"torch_default"`` (PyTorch's ``nn.Linear``
+        default: W and b from U(+-1/sqrt(in_features))).
     bias : bool
         Without bias the layer computes ``x @ W`` and has no ``"b"`` parameter.
     backend : ``"numpy"``, ``"numba"`` or None (the default backend)
@@ -73,6 +74,9 @@ class Linear(Layer):
         self.has_bias = bool(bias)
         if self.has_bias:
             self.params["b"] = np.zeros(self.out_features, dtype=self.dtype)
+            if isinstance(init, str) and init in initializers.BIAS_INITIALIZERS:
+                self.params["b"][:] = initializers.BIAS_INITIALIZERS[init](self.in_features, self.out_features, rng,
+                                                                           self.dtype)
         self._zero_bias = np.zeros(self.out_features, dtype=self.dtype)
 
     def __repr__(self) -> str:

@@ -29,7 +29,8 @@ from .atomic import atomic_write
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
 from .model import Sequential
-from .optim import SGD
+from .optim import OPTIMIZERS
+from .schedule import SCHEDULES
 from .train import TrainingDivergedError, fit, predict
 
 ACTIVATIONS = {"sigmoid": Sigmoid, "relu": ReLU, "identity": None}
@@ -51,6 +52,9 @@ class RunConfig:
     init: str = "xavier_normal"
     optimizer: str = "sgd"
     momentum: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    schedule_epochs: int = 10
     lr: float = 0.02
     batch_size: int | None = 1
     epochs: int = 1
@@ -62,6 +66,18 @@ class RunConfig:
     per_sample: str = "auto"
     dtype: str = "float32"
     seed: int = 0
+
+
+def make_optimizer(cfg: RunConfig, params):
+    """``cfg.optimizer`` over ``params`` with ``cfg.lr``, ``cfg.weight_decay`` and (sgd, rmsprop) ``cfg.momentum``."""
+    kwargs = {"momentum": cfg.momentum} if cfg.optimizer in ("sgd", "rmsprop") else {}
+    return OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
+
+
+def make_scheduler(cfg: RunConfig, optimizer):
+    """``cfg.schedule`` over ``cfg.schedule_epochs`` epochs (see :data:`net.schedule.SCHEDULES`), or None."""
+    factory = SCHEDULES[cfg.schedule]
+    return None if factory is None else factory(optimizer, cfg.schedule_epochs)
 
 
 def build_model(cfg: RunConfig, rng: np.random.Generator) -> Sequential:
@@ -160,13 +176,20 @@ def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = Tru
     if resume:
         state = io.load_checkpoint(run_dir / "checkpoint.npz", backend=cfg.backend)
         model, start, rng, history = state["model"], state["epoch"], state["rng"], state["history"]
-        opt = SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        opt = make_optimizer(cfg, model.parameters())
+        sched = make_scheduler(cfg, opt)          # first, as in torch: it sets the lr the state then restores
         opt.load_state_dict(state["optimizer_state"])
+        if sched is not None:
+            if state["scheduler_state"] is None:
+                raise io.CheckpointError(f"{run_dir / 'checkpoint.npz'}: no schedule state for --schedule "
+                                         f"{cfg.schedule}")
+            sched.load_state_dict(state["scheduler_state"])
     else:
         init_rng = np.random.default_rng(cfg.seed)
         model = build_model(cfg, init_rng)
         rng = np.random.default_rng([cfg.seed, 1])
-        opt = SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        opt = make_optimizer(cfg, model.parameters())
+        sched = make_scheduler(cfg, opt)
         start, history = 0, []
     _write_json(run_dir / "config.json", {"config": asdict(cfg), "versions": versions()})
     try:
@@ -174,7 +197,7 @@ def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = Tru
             if start < cfg.epochs:
                 warm_up(cfg, loss, data.X_train, data.y_train)
             with interrupt.deferred():        # Ctrl-C between kernel calls, never inside one
-                cm = _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress, log)
+                cm = _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress, log, sched)
     except TrainingDivergedError as exc:
         epoch = len(history) + 1
         exc = TrainingDivergedError(exc.value, epoch, exc.sample, exc.position, exc.updated or epoch > 1)
@@ -191,7 +214,7 @@ def train(cfg: RunConfig, run_dir, *, resume: bool = False, progress: bool = Tru
     return history
 
 
-def _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress, log) -> np.ndarray:
+def _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress, log, sched=None) -> np.ndarray:
     """Train epochs ``start + 1 .. cfg.epochs``, each timed, scored and checkpointed (appended to
     ``history``); return the last test confusion matrix."""
     n = data.X_train.shape[0]
@@ -199,16 +222,19 @@ def _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress,
     for epoch in range(start + 1, cfg.epochs + 1):
         bar = _progress_bar(n, f"epoch {epoch}/{cfg.epochs}") if progress else None
         t0 = time.perf_counter()       # after the warm-up: no compile time in the epoch's time
+        lr = opt.lr                    # this epoch's (a schedule sets the next one at its end)
         try:
             hist = fit(model, loss, data.X_train, data.y_train, batch_size=cfg.batch_size, epochs=1,
                        optimizer=opt, shuffle=cfg.shuffle, rng=rng, threads=cfg.threads,
-                       per_sample=cfg.per_sample, on_batch=bar.advance if bar is not None else None)
+                       per_sample=cfg.per_sample, on_batch=bar.advance if bar is not None else None,
+                       scheduler=sched)
         finally:
             if bar is not None:
                 bar.close()
         elapsed = time.perf_counter() - t0
         row = {"epoch": epoch, "train_loss": hist[0], "seconds": elapsed, "samples_per_s": n / elapsed,
                "path": hist.path, "per_sample": hist.per_sample}
+        row["lr"] = lr
         row["train_acc"] = evaluate(model, loss, data.X_train, data.y_train)[1]
         if data.X_val is not None:
             row["val_loss"], row["val_acc"], _ = evaluate(model, loss, data.X_val, data.y_val)
@@ -216,7 +242,7 @@ def _epochs(cfg, run_dir, data, model, loss, opt, rng, history, start, progress,
         interrupt.check()
         history.append(row)
         io.save_checkpoint(run_dir / "checkpoint.npz", model, opt, epoch=epoch, rng=rng, history=history,
-                           config=asdict(cfg))
+                           config=asdict(cfg), scheduler=sched)
         _write_history(run_dir, history, "running")
         log(_epoch_line(row, cfg.epochs))
     if cm is None:  # nothing left to train: still refresh the pictures from the checkpoint's model
@@ -237,7 +263,7 @@ def warm_up(cfg: RunConfig, loss, X, y) -> None:
     k = min(2, X.shape[0])
     try:
         fit(twin, loss, X[:k], y[:k], batch_size=cfg.batch_size, shuffle=False, threads=cfg.threads,
-            per_sample=cfg.per_sample, optimizer=SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum))
+            per_sample=cfg.per_sample, optimizer=make_optimizer(cfg, twin.parameters()))
     except TrainingDivergedError:      # compiled all the same; the real run reports its own divergence
         pass
     predict(twin, X[:k])

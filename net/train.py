@@ -147,7 +147,7 @@ def _check_model_takes(model, loss, X, y) -> None:
 def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: float = 0.01,
         momentum: float = 0.0, optimizer=None, shuffle: bool = True, rng=None, threads: int | None = None,
         fused: bool | None = None, on_batch: Callable[[int, float], None] | None = None,
-        per_sample: str = "auto") -> History:
+        per_sample: str = "auto", scheduler=None) -> History:
     """Train ``model`` with SGD; return the mean training loss of each epoch.
 
     Parameters
@@ -178,6 +178,8 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
         weights exceed the L2 cache).  ``"compact"`` with ``threads=N`` runs a team of N threads
         (:func:`kernels.fused_compact.sgd_epoch_compact_threads`: the block GEMMs, the pass over
         the second layer and the block updates split between them).
+    scheduler : a :mod:`net.schedule` scheduler of ``optimizer``, stepped once after every epoch
+        (each epoch trains with ``optimizer.lr`` as the schedule has set it); or None
 
     Raises :class:`TrainingDivergedError` naming the epoch and sample when the
     loss becomes NaN or infinite.
@@ -195,6 +197,8 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     opt = optimizer if optimizer is not None else SGD(model.parameters(), lr=lr, momentum=momentum)
     _check_model_and_optimizer(model, opt)
+    if scheduler is not None and getattr(scheduler, "optimizer", None) is not opt:
+        raise ValueError("fit: the scheduler adjusts another optimizer's lr, not the one training this model")
     _check_model_takes(model, loss, X, y)
     plan = None
     if fused is not False:
@@ -232,12 +236,15 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
                 order = batch_order(X.shape[0], shuffle, rng)
                 history.append(_fused_epoch(plan, Xc, labels, targets, order, opt.lr, threads or 1, epoch,
                                             on_batch))
+                if scheduler is not None:
+                    scheduler.step()
             return history
-        _layer_epochs(model, loss, opt, X, y, batch_size, epochs, shuffle, rng, on_batch, history)
+        _layer_epochs(model, loss, opt, X, y, batch_size, epochs, shuffle, rng, on_batch, history, scheduler)
     return history
 
 
-def _layer_epochs(model, loss, opt, X, y, batch_size, epochs, shuffle, rng, on_batch, history) -> None:
+def _layer_epochs(model, loss, opt, X, y, batch_size, epochs, shuffle, rng, on_batch, history,
+                  scheduler=None) -> None:
     """The layer-by-layer loop: forward, loss, backward, optimiser step per batch."""
     n = X.shape[0]
     bs = n if batch_size is None else int(batch_size)
@@ -259,6 +266,8 @@ def _layer_epochs(model, loss, opt, X, y, batch_size, epochs, shuffle, rng, on_b
                 on_batch(len(idx), batch_loss)
             interrupt.check()
         history.append(total / n)
+        if scheduler is not None:
+            scheduler.step()
 
 
 def _check_first_linear_takes(model, X) -> None:

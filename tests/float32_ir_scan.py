@@ -141,6 +141,11 @@ def scan(control: bool = False) -> dict[str, list[str]]:
         for name, obj in vars(module).items():
             if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__:
                 dispatchers[f"{module.__name__}.{name}"] = obj
+    for module_name, module in sorted(sys.modules.items()):     # also the modules of later groups (jit_optim, ...)
+        if module_name.startswith("kernels.") and module is not None:
+            for name, obj in vars(module).items():
+                if isinstance(obj, CPUDispatcher) and obj.__module__ == module_name:
+                    dispatchers[f"{module_name}.{name}"] = obj
     if control:
         dispatchers.update(_control_kernel())
     found: dict[str, list[str]] = {}
