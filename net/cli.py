@@ -1,4 +1,4 @@
-"""Command line: ``python -m net train | evaluate | predict | experiment | bench`` (also the ``scratchnet`` script).
+"""Command line: ``python -m net train | evaluate | predict | experiment | bench | sweep`` (also the ``scratchnet`` script).
 
 Usage errors (unknown choices, malformed ``--layers``, impossible settings, a ``--data-root``
 without the data) print one line saying what is wrong and what is valid, and exit with
@@ -147,6 +147,24 @@ def build_parser(prog: str = "python -m net") -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="results folder (default: ./bench-results/<machine>)")
     b.add_argument("--update-baseline", action="store_true",
                    help="write into the checkout's committed bench/results/<machine> instead")
+
+    w = sub.add_parser("sweep", help="a grid of training runs on Dask distributed (the 'sweep' extra)",
+                       description="Cross lists of `train` options and run every combination as an ordinary run "
+                                   "folder under SWEEP_DIR/runs/<name>, on a local Dask cluster or an existing one.")
+    w.add_argument("config", nargs="?", help="TOML or JSON file: [train] fixed options, [grid] lists to cross")
+    w.add_argument("--out", metavar="SWEEP_DIR", help="sweep folder: runs/, results.csv, summary.png")
+    w.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                   help="a fixed train option, named as in config.json (repeatable), e.g. --set dataset=spiral")
+    w.add_argument("--grid", action="append", default=[], metavar="OPTION=V1,V2",
+                   help="values to cross (repeatable), e.g. --grid lr=0.01,0.05 --grid seed=0,1,2")
+    w.add_argument("--resume", action="store_true", help="keep the finished runs in SWEEP_DIR, continue the others")
+    w.add_argument("--report", metavar="SWEEP_DIR", help="rebuild results.csv and summary.png from the run folders")
+    w.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="an existing Dask scheduler, e.g. tcp://HOST:8786 (default: $DASK_SCHEDULER_ADDRESS, "
+                        "else a local cluster)")
+    w.add_argument("--workers", type=_positive(int, "--workers"), default=None,
+                   help="local cluster: worker processes of one thread each (default: one per core)")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -344,6 +362,12 @@ def cmd_bench(args) -> int:
     return report_main(argv + where)
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import cmd_sweep as run
+
+    return run(args)
+
+
 def main(argv=None) -> int:
     """Run the command line; ``argv`` defaults to ``sys.argv[1:]``.  Returns the exit status."""
     prog = prog_name() if argv is None else "python -m net"
@@ -351,7 +375,7 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         handler = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench,
-                   "experiment": cmd_experiment}
+                   "experiment": cmd_experiment, "sweep": cmd_sweep}
         return handler[args.command](args)
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
