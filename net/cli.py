@@ -147,6 +147,12 @@ def build_parser(prog: str = "python -m net") -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="results folder (default: ./bench-results/<machine>)")
     b.add_argument("--update-baseline", action="store_true",
                    help="write into the checkout's committed bench/results/<machine> instead")
+    b.add_argument("--sweep", action="store_true",
+                   help="kernels: one Dask task per group on every machine of a cluster (the 'sweep' extra); one "
+                        "results folder per machine (--out DIR: DIR/<machine>)")
+    b.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="--sweep: an existing Dask scheduler, e.g. tcp://HOST:8786 (default: "
+                        "$DASK_SCHEDULER_ADDRESS, else one local worker)")
 
     w = sub.add_parser("sweep", help="a grid of training runs on Dask distributed (the 'sweep' extra)",
                        description="Cross lists of `train` options and run every combination as an ordinary run "
@@ -351,6 +357,12 @@ def cmd_bench(args) -> int:
               "not installed with scratchnet-numba); clone the repository and run this from its top folder",
               file=sys.stderr)
         return 1
+    if args.scheduler and not args.sweep:
+        raise UsageError("--scheduler sends `bench --sweep` to a Dask cluster; add --sweep")
+    if args.sweep:
+        from .sweep_bench import cmd_bench_sweep
+
+        return cmd_bench_sweep(args)
     where = (["--out", args.out] if args.out else []) + (["--update-baseline"] if args.update_baseline else [])
     if args.suite == "persample":
         from bench.persample import main as persample_main

@@ -376,7 +376,7 @@ def summary_figure(rows: list[dict], swept: list[str], path) -> Path:
             ax.scatter(*zip(*pts), s=18, color=colour, alpha=0.6, label=metric.replace("_acc", " accuracy"))
             means = [(pos[v], sum(y for x, y in pts if x == pos[v]) / n) for v in order
                      if (n := sum(x == pos[v] for x, _ in pts))]
-            ax.plot(*zip(*means), "-", color=colour, lw=1.2)
+            ax.plot(*zip(*means), "-", color=colour, lw=1.2, label=metric.replace("_acc", " accuracy") + ": mean")
         failed = [pos[r[key]] for r in rows if r["status"] == "failed"]
         if failed:
             ax.scatter(failed, [0] * len(failed), marker="x", color="C3", label="failed")
@@ -385,11 +385,14 @@ def summary_figure(rows: list[dict], swept: list[str], path) -> Path:
             ax.set_xscale("log")
         if not numeric:
             ax.set_xticks(range(len(order)), order, rotation=30 if len(order) > 4 else 0)
+        elif len(order) <= 8:
+            ax.set_xticks([pos[v] for v in order], order)
+            ax.minorticks_off()
         ax.set(xlabel=key, title=f"accuracy by {key}")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%)")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"{len(ok)} of {len(rows)} runs finished", fontsize=9)
+    fig.suptitle(f"{len(ok)} of {len(rows)} runs finished", fontsize=9, y=1.02)
     return _save(fig, path)
 
 
@@ -467,7 +470,7 @@ def _drive(client, out: Path, spec: Spec, plan: list[Run], progress: bool, log) 
                              f"{os.urandom(4).hex()}", pure=False, retries=1): r for r in todo}
     bar = _bar(len(plan), len(plan) - len(todo)) if progress else None
     pending = dict(futures)
-    shown = time.monotonic()
+    shown, started = time.monotonic(), time.time()
     try:
         while pending:
             finished = [f for f in pending if f.done()]
@@ -484,7 +487,7 @@ def _drive(client, out: Path, spec: Spec, plan: list[Run], progress: bool, log) 
                 if rows[r.name]["status"] == "failed":
                     log(f"run {r.name} failed: {rows[r.name]['error']}")
                 write_results(out, [rows[p.name] for p in plan], swept)
-            running = sum(status_of(out / "runs" / r.name) == "running" for r in pending.values())
+            running = sum(_started_since(out, r.name, started) for r in pending.values())
             failed = sum(row["status"] == "failed" for row in rows.values())
             if bar is not None:
                 bar.set_postfix_str(f"running {running}, failed {failed}", refresh=False)
@@ -504,6 +507,14 @@ def _drive(client, out: Path, spec: Spec, plan: list[Run], progress: bool, log) 
     ok = sum(r["status"] == "ok" for r in ordered)
     log(f"sweep: {ok} of {len(ordered)} runs finished, {len(ordered) - ok} failed")
     return ordered
+
+
+def _started_since(out: Path, name: str, since: float) -> bool:
+    """Whether an attempt at run ``name`` started after ``since`` (its first act is to write its log)."""
+    try:
+        return (out / "logs" / f"{name}.log").stat().st_mtime >= since - 1
+    except OSError:
+        return False
 
 
 def _bar(total: int, done: int):

@@ -138,14 +138,21 @@ def test_a_sweep_writes_the_run_folders_train_writes_bit_for_bit(sweep4, tmp_pat
     out, rows = sweep4
     names = sorted(p.name for p in (out / "runs").iterdir())
     assert names == ["batch_size=1,seed=0", "batch_size=1,seed=1", "batch_size=16,seed=0", "batch_size=16,seed=1"]
+    alone = {}                            # the same four `train` commands, two at a time
     for batch in GRID["batch_size"]:
+        procs = {}
         for seed in GRID["seed"]:
-            alone = tmp_path / f"b{batch}s{seed}"
-            res = cli("train", "--dataset", "spiral", "--activation", "relu", "--init", "kaiming_normal",
-                      "--layers", "2-16-3", "--lr", "0.05", "--epochs", "3", "--batch-size", batch, "--seed", seed,
-                      "--no-progress", "--out", alone)
-            assert res.returncode == 0, res.stderr
-            assert_same_run_folder(out / "runs" / f"batch_size={batch},seed={seed}", alone)
+            alone[batch, seed] = tmp_path / f"b{batch}s{seed}"
+            procs[seed] = subprocess.Popen(
+                [sys.executable, "-m", "net", "train", "--dataset", "spiral", "--activation", "relu", "--init",
+                 "kaiming_normal", "--layers", "2-16-3", "--lr", "0.05", "--epochs", "3", "--batch-size", batch,
+                 "--seed", seed, "--no-progress", "--out", alone[batch, seed]],
+                cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for proc in procs.values():
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+    for (batch, seed), folder in alone.items():
+        assert_same_run_folder(out / "runs" / f"batch_size={batch},seed={seed}", folder)
 
 
 def test_results_csv_has_one_row_per_run_from_its_history(sweep4):
@@ -249,7 +256,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_finishes_from_its_checkp
 
 def test_resume_after_the_driver_is_killed_reruns_only_the_unfinished_runs(tmp_path):
     out = tmp_path / "sweep"
-    args = ["sweep", *[x for k, v in {**SPIRAL, "backend": "numpy", "epochs": "25"}.items()
+    args = ["sweep", *[x for k, v in {**SPIRAL, "backend": "numpy", "epochs": "15"}.items()
                        for x in ("--set", f"{k}={v}")], "--grid", "seed=0,1,2,3", "--out", out, "--workers", "2"]
     driver = subprocess.Popen([sys.executable, "-m", "net", *map(str, args), "--no-progress"], cwd=ROOT, env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -335,3 +342,26 @@ def test_a_sweep_on_a_separately_started_scheduler_and_worker(tmp_path):
             _stop(worker)
         _stop(scheduler)
         log.close()
+
+
+# ---- bench --sweep: the kernel benchmark, one task per group, one folder per machine -------------
+
+def test_bench_sweep_times_every_group_and_writes_one_folder_per_machine(client, tmp_path):
+    from bench.cases import all_cases
+    from net.sweep_bench import run
+
+    folders = run(client, "tiny", out=tmp_path, progress=False, log=lambda s: None)
+    assert len(folders) == 1 and folders[0].parent == tmp_path        # both workers are on this machine
+    result = json.loads((folders[0] / "results-tiny.json").read_text())
+    expected = {(c.group, c.impl) for c in all_cases("tiny")}
+    assert {(r["group"], r["impl"]) for r in result["rows"]} == expected
+    assert all(r["min_s"] > 0 and r["rounds"] >= 3 for r in result["rows"])
+    assert result["machine"]["cores"] == os.cpu_count() and result["peaks"]["peak_gflops"] > 0
+    assert (folders[0] / "results-tiny.md").read_text().startswith("# Kernel benchmarks (tiny sizes)")
+
+
+def test_bench_sweep_is_for_the_kernel_suite(tmp_path):
+    res = cli("bench", "persample", "--sweep", cwd=ROOT)
+    assert res.returncode == 2 and "--sweep runs the kernel suite" in res.stderr
+    res = cli("bench", "--scheduler", "tcp://127.0.0.1:1", cwd=ROOT)
+    assert res.returncode == 2 and "add --sweep" in res.stderr
