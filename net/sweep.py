@@ -14,8 +14,9 @@ Sweep folder layout::
     sweep.json        the sweep's fixed options and grid (``--resume`` checks it is unchanged)
     runs/<name>/      one ordinary run folder per combination, exactly what ``python -m net train``
                       writes with those options; <name> is e.g. ``lr=0.01,seed=0``
-    failed/<name>.txt one line, for a run that failed before it could write its own history.json
-                      (a bad option, a missing data set); a diverged run says so in its history.json
+    failed/<name>.txt one line: the run's options are bad (as `train` says it); no run folder
+    errors/<name>.txt one line: the run stopped on an error outside training (a missing data set,
+                      its worker lost too often, ...); ``--resume`` tries it again
     logs/<name>.log   the run's epoch lines, one block per attempt (a retry says where it resumed)
     results.csv       one row per run (rewritten atomically after every finished run)
     summary.png       test (and validation) accuracy against each swept option
@@ -229,12 +230,12 @@ def run_one(sweep_dir: str, name: str, values: dict, argv: list[str]) -> dict:
 
     sweep_dir = Path(sweep_dir)
     run_dir = sweep_dir / "runs" / name
-    failed = sweep_dir / "failed" / f"{name}.txt"
-    if status_of(run_dir) in ("ok", "failed") and not failed.exists():
+    if status_of(run_dir) in ("ok", "failed"):          # finished, or diverged: its history.json says so
         return result_row(sweep_dir, name, values)   # e.g. a retry after the run had finished
     log_path = sweep_dir / "logs" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    failed.unlink(missing_ok=True)
+    for kind in ("failed", "errors"):
+        (sweep_dir / kind / f"{name}.txt").unlink(missing_ok=True)
     with open(log_path, "a") as logf:
         def log(line: str) -> None:
             logf.write(f"{line}\n")
@@ -260,14 +261,23 @@ def run_one(sweep_dir: str, name: str, values: dict, argv: list[str]) -> dict:
             from .cli import UsageError
 
             if isinstance(exc, UsageError):      # one line, as `python -m net train` prints it
-                message = str(exc)
+                message, kind = str(exc), "failed"
             else:
-                message = f"{type(exc).__name__}: {exc}"
+                message, kind = f"{type(exc).__name__}: {exc}", "errors"
                 log(traceback.format_exc())
             log(f"failed: {message}")
-            with atomic_write(failed, "w") as f:
-                f.write(" ".join(message.split()) + "\n")
+            _record_failure(sweep_dir, kind, name, message)
     return result_row(sweep_dir, name, values)
+
+
+def _record_failure(sweep_dir: Path, kind: str, name: str, message: str) -> None:
+    with atomic_write(Path(sweep_dir) / kind / f"{name}.txt", "w") as f:
+        f.write(" ".join(message.split()) + "\n")
+
+
+def _to_run(sweep_dir: Path, row: dict) -> bool:
+    """Whether a sweep (or ``--resume``) runs this one: not finished, not diverged, no bad option."""
+    return row["status"] not in ("ok", "failed") or (sweep_dir / "errors" / f"{row['name']}.txt").is_file()
 
 
 # ---- results ---------------------------------------------------------------------------------
@@ -278,9 +288,10 @@ def result_row(sweep_dir: Path, name: str, values: dict) -> dict:
     run_dir = sweep_dir / "runs" / name
     row = {"name": name, **values, **{c: None for c in RESULT_COLUMNS}}
     row["status"] = status_of(run_dir)
-    failed = sweep_dir / "failed" / f"{name}.txt"
-    if failed.is_file():
-        row["status"], row["error"] = "failed", failed.read_text().strip()
+    for kind in ("failed", "errors"):
+        path = sweep_dir / kind / f"{name}.txt"
+        if path.is_file():
+            row["status"], row["error"] = "failed", path.read_text().strip()
     try:
         record = json.loads((run_dir / "history.json").read_text())
     except (OSError, ValueError):
@@ -355,45 +366,62 @@ def _number(text):
 
 
 def summary_figure(rows: list[dict], swept: list[str], path) -> Path:
-    """One panel per swept option: each finished run's test (and validation) accuracy at its value,
-    with the mean over the other options' values as a line."""
+    """One panel per swept option: each finished run's test accuracy at its value; a line per value
+    of another swept option (the first with at most 6 values, seeds last) through the means over
+    the rest, else one line through the means.  Failed runs are crosses at 0."""
     from .plot import _pyplot, _save
 
     plt = _pyplot()
     panels = swept or ["name"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, sharey=True)
-    ok = [r for r in rows if r["status"] == "ok"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), squeeze=False, sharey=True)
+    ok = [r for r in rows if r["status"] == "ok" and r.get("test_acc") is not None]
     for ax, key in zip(axes[0], panels):
-        order = list(dict.fromkeys(r[key] for r in rows))
+        order = _ordered(r[key] for r in rows)
         numeric = all(_number(v) is not None for v in order)
-        if numeric:
-            order.sort(key=_number)
         pos = {v: (_number(v) if numeric else i) for i, v in enumerate(order)}
-        for metric, colour in (("test_acc", "C0"), ("val_acc", "C1")):
-            pts = [(pos[r[key]], 100 * r[metric]) for r in ok if r.get(metric) is not None]
-            if not pts:
-                continue
-            ax.scatter(*zip(*pts), s=18, color=colour, alpha=0.6, label=metric.replace("_acc", " accuracy"))
-            means = [(pos[v], sum(y for x, y in pts if x == pos[v]) / n) for v in order
-                     if (n := sum(x == pos[v] for x, _ in pts))]
-            ax.plot(*zip(*means), "-", color=colour, lw=1.2, label=metric.replace("_acc", " accuracy") + ": mean")
+        others = sorted((k for k in swept if k != key and len(set(r[k] for r in rows)) <= 6),
+                        key=lambda k: k == "seed")
+        by = others[0] if others else None
+        series = _ordered(r[by] for r in rows) if by else [None]
+        for i, value in enumerate(series):
+            mine = [r for r in ok if by is None or r[by] == value]
+            label = f"{by}={value}" if by else "test accuracy"
+            colour = f"C{i % 10}"
+            if mine:
+                ax.scatter([pos[r[key]] for r in mine], [100 * r["test_acc"] for r in mine], s=16, color=colour,
+                           alpha=0.5)
+            means = []
+            for v in order:
+                accs = [100 * r["test_acc"] for r in mine if r[key] == v]
+                if accs:
+                    means.append((pos[v], sum(accs) / len(accs)))
+            if means:
+                ax.plot(*zip(*means), "-o", color=colour, lw=1.4, ms=3, label=label)
         failed = [pos[r[key]] for r in rows if r["status"] == "failed"]
         if failed:
             ax.scatter(failed, [0] * len(failed), marker="x", color="C3", label="failed")
-        if numeric and len(order) > 1 and min(map(_number, order)) > 0 and \
-                max(map(_number, order)) / min(map(_number, order)) >= 20:
+        values = [_number(v) for v in order] if numeric else []
+        if numeric and len(order) > 1 and min(values) > 0 and max(values) / min(values) >= 20:
             ax.set_xscale("log")
         if not numeric:
-            ax.set_xticks(range(len(order)), order, rotation=30 if len(order) > 4 else 0)
+            ax.set_xticks(range(len(order)), order, rotation=30 if len(order) > 3 else 0,
+                          ha="right" if len(order) > 3 else "center")
         elif len(order) <= 8:
             ax.set_xticks([pos[v] for v in order], order)
             ax.minorticks_off()
-        ax.set(xlabel=key, title=f"accuracy by {key}")
+        ax.set(xlabel=key, title=f"test accuracy by {key}")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (%)")
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"{len(ok)} of {len(rows)} runs finished", fontsize=9, y=1.02)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    fig.suptitle(f"{len(ok)} of {len(rows)} runs finished; dots: runs, lines: means", fontsize=9, y=1.02)
     return _save(fig, path)
+
+
+def _ordered(values) -> list:
+    """Distinct values in first-seen order, or numerically sorted when all are numbers."""
+    out = list(dict.fromkeys(values))
+    return sorted(out, key=_number) if all(_number(v) is not None for v in out) else out
 
 
 # ---- the sweep -------------------------------------------------------------------------------
@@ -416,8 +444,8 @@ def run_sweep(spec: Spec, out, *, client=None, scheduler=None, workers=None, res
               log=print) -> list[dict]:
     """Run every combination of ``spec`` into ``out/runs/<name>``; return the results rows.
 
-    With ``resume`` the runs that finished (or failed) are kept and the others continue from
-    their last checkpoint.  ``client``: a ``distributed.Client`` to use (else one is started
+    With ``resume`` the runs that finished, diverged or have bad options are kept; the others
+    (unfinished, or stopped by an error outside training) continue from their last checkpoint.  ``client``: a ``distributed.Client`` to use (else one is started
     and closed here, see :func:`start_client`).
     """
     from .extras import require
@@ -458,7 +486,7 @@ def _drive(client, out: Path, spec: Spec, plan: list[Run], progress: bool, log) 
     from distributed import KilledWorker  # noqa: F401  -- the extra is there (checked by the caller)
 
     rows = {r.name: result_row(out, r.name, r.values) for r in plan}
-    todo = [r for r in plan if rows[r.name]["status"] not in ("ok", "failed")]
+    todo = [r for r in plan if _to_run(out, rows[r.name])]
     log(f"sweep: {len(plan)} runs in {out / 'runs'} ({len(plan) - len(todo)} already done); "
         f"scheduler {client.scheduler.address}, {len(client.scheduler_info().get('workers', {}))} workers")
     link = getattr(client, "dashboard_link", None)
@@ -481,8 +509,7 @@ def _drive(client, out: Path, spec: Spec, plan: list[Run], progress: bool, log) 
                 else:                                  # e.g. KilledWorker after too many worker deaths
                     exc = f.exception() if f.status == "error" else f.status
                     message = " ".join(f"{type(exc).__name__}: {exc}".split())
-                    with atomic_write(out / "failed" / f"{r.name}.txt", "w") as fh:
-                        fh.write(message + "\n")
+                    _record_failure(out, "errors", r.name, message)
                     rows[r.name] = result_row(out, r.name, r.values)
                 if rows[r.name]["status"] == "failed":
                     log(f"run {r.name} failed: {rows[r.name]['error']}")

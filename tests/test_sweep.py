@@ -212,6 +212,20 @@ def test_failed_runs_are_recorded_and_the_others_finish(client, tmp_path):
     assert read_csv(tmp_path / "results.csv") == list(table.values())
 
 
+def test_resume_retries_a_run_stopped_by_an_error_outside_training_but_not_a_bad_option(client, tmp_path):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    spec = Spec({"dataset": "mnist", "data_root": str(empty), "epochs": "1"}, {"lr": ["0.1", "0"]})
+    for resume in (False, True):
+        rows = {r["name"]: r for r in run_sweep(spec, tmp_path / "s", client=client, resume=resume, progress=False,
+                                                log=lambda s: None)}
+        assert rows["lr=0.1"]["status"] == rows["lr=0"]["status"] == "failed"
+        assert str(empty) in rows["lr=0.1"]["error"] and "--lr must be > 0" in rows["lr=0"]["error"]
+    logs = tmp_path / "s" / "logs"
+    assert (logs / "lr=0.1.log").read_text().count("== ") == 2          # tried again: the data may be there now
+    assert (logs / "lr=0.log").read_text().count("== ") == 1            # the same options fail the same way
+
+
 def test_a_worker_killed_mid_run_is_retried_and_the_run_finishes_from_its_checkpoint(client, tmp_path):
     options = {**SPIRAL, "backend": "numpy", "epochs": "60"}
     straight = subprocess.Popen(   # the uninterrupted run to compare with, trained meanwhile
@@ -365,3 +379,13 @@ def test_bench_sweep_is_for_the_kernel_suite(tmp_path):
     assert res.returncode == 2 and "--sweep runs the kernel suite" in res.stderr
     res = cli("bench", "--scheduler", "tcp://127.0.0.1:1", cwd=ROOT)
     assert res.returncode == 2 and "add --sweep" in res.stderr
+
+
+def test_the_ready_made_sweep_files_parse_into_valid_runs():
+    from net.sweep import config_for
+
+    files = sorted((ROOT / "docs" / "sweeps").glob("*.*ml")) + sorted((ROOT / "docs" / "sweeps").glob("*.json"))
+    assert {f.name for f in files} >= {"lr-activation-fashion-mnist.toml", "init-depth-fashion-mnist.toml"}
+    for f in files:
+        for run in runs(spec_from(f)):
+            config_for(run.argv)                      # every combination is a valid `train` command
