@@ -23,7 +23,9 @@ Sweep folder layout::
 
 Each run is one Dask task that calls :func:`net.runs.train` exactly as ``python -m net train``
 does, after parsing its options with the same parser, so a bad value fails with the same
-message and a good one gives the same weights bit for bit.  A task whose worker dies is
+message and a good one gives the same weights bit for bit -- as ``train`` on one BLAS thread:
+a run that does not set ``threads`` gets one BLAS thread (mini-batch products split between
+threads round differently; per-sample training already runs on one thread and matches any ``train``).  A task whose worker dies is
 rescheduled by Dask (up to ``distributed.scheduler.allowed-failures`` times) and continues from
 the run's last checkpoint.  Run folders live on the filesystem the workers write to: with a
 cluster of several machines, ``--out`` must be a folder every worker and the driver share.
@@ -435,9 +437,17 @@ def start_client(scheduler: str | None = None, workers: int | None = None):
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if scheduler:
         return distributed.Client(scheduler)
-    cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                       processes=True, env=dict(ONE_THREAD))
+    cluster = distributed.LocalCluster(n_workers=workers or _cores(), threads_per_worker=1, processes=True,
+                                       env=dict(ONE_THREAD))
     return distributed.Client(cluster)
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's or taskset's limit, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        return os.cpu_count() or 1
 
 
 def run_sweep(spec: Spec, out, *, client=None, scheduler=None, workers=None, resume=False, progress=True,
