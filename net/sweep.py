@@ -437,8 +437,10 @@ def start_client(scheduler: str | None = None, workers: int | None = None):
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if scheduler:
         return distributed.Client(scheduler)
+    import logging
+
     cluster = distributed.LocalCluster(n_workers=workers or _cores(), threads_per_worker=1, processes=True,
-                                       env=dict(ONE_THREAD))
+                                       env=dict(ONE_THREAD), silence_logs=logging.ERROR)
     return distributed.Client(cluster)
 
 
@@ -539,6 +541,10 @@ def _drive(client, out: Path, spec: Spec, plan: list[Run], progress: bool, log) 
             bar.close()
         for f in pending:
             f.cancel()
+        if pending:                                    # interrupted: what the folders say now
+            for r in pending.values():
+                rows[r.name] = result_row(out, r.name, r.values)
+            write_results(out, [rows[p.name] for p in plan], swept)
     ordered = [rows[r.name] for r in plan]
     _write_outputs(out, spec, ordered, log)
     ok = sum(r["status"] == "ok" for r in ordered)
@@ -582,4 +588,8 @@ def cmd_sweep(args) -> int:
                          progress=not args.no_progress)
     except SweepError as exc:
         raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        print(f"{args.prog} sweep: interrupted; the finished runs are kept, the others continue from their last "
+              f"checkpoints with the same command and --resume", file=sys.stderr)
+        return 130
     return 0 if all(r["status"] == "ok" for r in rows) else 1
