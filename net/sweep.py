@@ -33,6 +33,7 @@ cluster of several machines, ``--out`` must be a folder every worker and the dri
 from __future__ import annotations
 
 import csv
+import functools
 import io as _io
 import itertools
 import json
@@ -83,6 +84,7 @@ class Run:
     argv: list
 
 
+@functools.lru_cache(maxsize=1)
 def _train_options() -> dict:
     """``dest -> option string`` of every ``python -m net train`` option."""
     from .cli import build_parser
@@ -103,12 +105,13 @@ def _key(raw: str, where: str) -> str:
     return key
 
 
-def _text(value) -> str:
-    """A TOML/JSON value as command-line text: ``[2, 64, 3]`` -> ``2-64-3``, ``true`` -> ``true``."""
+def _text(value, key: str) -> str | None:
+    """A TOML/JSON value as command-line text: ``[2, 64, 3]`` -> ``2-64-3``, ``true`` -> ``true``;
+    ``None`` (JSON null, as config.json writes defaults) -> the option left out."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
-        return "full"                       # batch_size = null in config.json means the full batch
+        return "full" if key == "batch_size" else None   # config.json's batch_size null is the full batch
     if isinstance(value, (list, tuple)):
         return "-".join(str(v) for v in value)
     return str(value)
@@ -119,17 +122,22 @@ def spec_from(config=None, sets=(), grids=()) -> Spec:
     train, grid = {}, {}
     if config is not None:
         raw = _read_config(Path(config))
+        if not isinstance(raw, dict):
+            raise SweepError(f"{config}: expected an object with \"train\" and \"grid\", got {type(raw).__name__}")
         unknown = set(raw) - {"train", "grid"}
         if unknown:
             raise SweepError(f"{config}: unknown table(s) {', '.join(sorted(unknown))}; a sweep file has [train] "
                              "(fixed options) and [grid] (lists of values to cross)")
         for k, v in (raw.get("train") or {}).items():
-            train[_key(k, f"{config} [train]")] = _text(v)
+            key = _key(k, f"{config} [train]")
+            if _text(v, key) is not None:
+                train[key] = _text(v, key)
         for k, v in (raw.get("grid") or {}).items():
-            values = v if isinstance(v, list) else [v]
-            if not values:
-                raise SweepError(f"{config} [grid]: '{k}' has no values")
-            grid[_key(k, f"{config} [grid]")] = [_text(x) for x in values]
+            key = _key(k, f"{config} [grid]")
+            values = [_text(x, key) for x in (v if isinstance(v, list) else [v])]
+            if not values or None in values:
+                raise SweepError(f"{config} [grid]: '{k}' needs a list of values (no nulls), got {v!r}")
+            grid[key] = values
     for item in sets:
         k, v = _split(item, "--set", "OPTION=VALUE, e.g. --set dataset=spiral")
         train[_key(k, "--set")] = v

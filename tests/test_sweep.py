@@ -95,6 +95,20 @@ def test_toml_json_and_flags_give_the_same_runs(tmp_path):
     assert spec.grid == {"activation": ["relu", "sigmoid"], "seed": ["0", "1"]} and spec.train["lr"] == "0.1"
 
 
+def test_a_runs_config_json_is_a_valid_train_table(tmp_path):
+    """Options are named as in config.json, so a run's own config (nulls = defaults) is a sweep's [train]."""
+    from dataclasses import asdict
+
+    from net.runs import RunConfig
+    from net.sweep import config_for
+
+    cfg = RunConfig(dataset="spiral", layers=[2, 32, 3], activation="relu", batch_size=None, epochs=4, shuffle=True,
+                    lr=0.5, seed=7, val_fraction=0.2)
+    (tmp_path / "s.json").write_text(json.dumps({"train": asdict(cfg), "grid": {}}))
+    (run,) = runs(spec_from(tmp_path / "s.json"))
+    assert run.name == "run" and config_for(run.argv) == cfg
+
+
 @pytest.mark.parametrize("text,message", [
     ('[grid]\nlearning_rate = [0.1]\n', "unknown option 'learning_rate'"),
     ('[grid]\nout = ["x"]\n', "'out' cannot be set in a sweep"),
