@@ -14,6 +14,7 @@ Workers must run from a source checkout: ``bench/`` is not installed with the pa
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import statistics
 import sys
@@ -45,7 +46,8 @@ def machine(small: bool) -> dict:
     from net.threads import blas_threads
 
     with blas_threads(1):
-        return {"host": socket.gethostname(), "machine": m.info(), "peaks": m.peaks(small=small)}
+        return {"host": socket.gethostname(), "machine": m.info(), "peaks": m.peaks(small=small),
+                "malloc_trim_threshold": os.environ.get("MALLOC_TRIM_THRESHOLD_")}   # see net.sweep.SLOW_MALLOC
 
 
 def time_group(size_set: str, group: str, max_time: float) -> list[dict]:
@@ -93,6 +95,8 @@ def run(client, size_set: str = "full", *, out=None, update_baseline: bool = Fal
     from bench import machine as bench_machine
     from bench import output, report
 
+    from .sweep import slow_malloc_warning
+
     max_time = max_time or MAX_TIME[size_set]
     hosts = _one_worker_per_host(client)
     if not hosts:
@@ -104,6 +108,9 @@ def run(client, size_set: str = "full", *, out=None, update_baseline: bool = Fal
     link = getattr(client, "dashboard_link", None)
     if link:
         log(f"Dask dashboard: {link}")
+    warning = slow_malloc_warning(client)
+    if warning:
+        log(f"warning: {warning}")
     todo = {h: [("machine", size_set == "tiny")] + [("group", g) for g in names] for h in hosts}
     results = {h: {"records": []} for h in hosts}
     bar = None
@@ -147,6 +154,7 @@ def run(client, size_set: str = "full", *, out=None, update_baseline: bool = Fal
                                     update_baseline=update_baseline)
         result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "size_set": size_set, "machine": r["machine"],
                   "peaks": r["peaks"], "rows": report.rows_from(r["records"]), "host": h,
+                  "malloc_trim_threshold": r["malloc_trim_threshold"],
                   "timed_by": "python -m net bench --sweep (in-process rounds on one Dask worker)"}
         name = "results.json" if size_set == "full" else f"results-{size_set}.json"
         output.write_text(folder, name, json.dumps(result, indent=1))

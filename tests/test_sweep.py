@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from net import io
-from net.sweep import ONE_THREAD, Spec, start_client, SweepError, report, run_sweep, runs, spec_from, status_of
+from net.sweep import ONE_THREAD, Spec, slow_malloc_warning, start_client, SweepError, report, run_sweep, runs, spec_from, status_of
 
 if os.environ.get("SCRATCHNET_REQUIRE_DASK"):
     import distributed
@@ -154,6 +154,9 @@ def test_the_local_cluster_has_one_single_threaded_worker_per_core_and_one_threa
     for env, pools in client.run(_worker_threads).values():
         assert env == ONE_THREAD
         assert pools and set(pools.values()) == {1}, pools
+    # Dask's nanny default MALLOC_TRIM_THRESHOLD_=65536 makes large arrays slow (net.sweep.SLOW_MALLOC)
+    assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+    assert slow_malloc_warning(client) is None
 
 
 # per-sample (no BLAS in training) and mini-batches whose 64x128 @ 128x128 products BLAS would split
@@ -377,14 +380,19 @@ def test_a_sweep_on_a_separately_started_scheduler_and_worker(tmp_path):
             time.sleep(0.1)
         address = json.loads(file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
+        config = tmp_path / "dask-config"           # the README's advice for a cluster's workers
+        config.mkdir()
+        (config / "scratchnet.yaml").write_text("distributed:\n  nanny:\n    pre-spawn-environ:\n"
+                                                "      MALLOC_TRIM_THRESHOLD_: null\n")
         worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
                                    "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"],
-                                  cwd=tmp_path, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+                                  cwd=tmp_path, env={**ENV, "DASK_CONFIG": str(config)}, stdout=log,
+                                  stderr=subprocess.STDOUT)
         out = tmp_path / "sweep"
         res = cli("sweep", *[x for k, v in {**SPIRAL, "epochs": "2"}.items() for x in ("--set", f"{k}={v}")],
                   "--grid", "seed=0,1", "--out", out, "--scheduler", address, "--no-progress")
         assert res.returncode == 0, res.stderr
-        assert f"scheduler {address}" in res.stdout
+        assert f"scheduler {address}" in res.stdout and "MALLOC_TRIM_THRESHOLD_" not in res.stdout
         assert [r["status"] for r in read_csv(out / "results.csv")] == ["ok", "ok"]
         pids = {int(line.split(" pid ")[1].split(":")[0]) for name in ("seed=0", "seed=1")
                 for line in (out / "logs" / f"{name}.log").read_text().splitlines() if line.startswith("== ")}
@@ -427,3 +435,12 @@ def test_the_ready_made_sweep_files_parse_into_valid_runs():
     for f in files:
         for run in runs(spec_from(f)):
             config_for(run.argv)                      # every combination is a valid `train` command
+
+
+def test_workers_with_dasks_malloc_trim_threshold_get_a_warning_naming_the_fix():
+    class Client:
+        def run(self, fn, *args):
+            return {"tcp://a": "65536", "tcp://b": None}
+
+    warning = slow_malloc_warning(Client())
+    assert "MALLOC_TRIM_THRESHOLD_=65536" in warning and "MALLOC_TRIM_THRESHOLD_: null" in warning
