@@ -28,21 +28,24 @@ else:
 import psutil  # noqa: E402  -- comes with distributed
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+ENV = {**{k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"},   # never a real cluster
+       "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 TIMING = ("seconds", "samples_per_s")
 # small, fast spiral runs; numpy per-sample epochs are slow enough (tens of ms) to interrupt mid-run
 SPIRAL = {"dataset": "spiral", "activation": "relu", "init": "kaiming_normal", "layers": "2-16-3", "lr": "0.05"}
 
 
-def cli(*args, cwd=None, timeout=300):
+def cli(*args, cwd=None, env=(), timeout=300):
     return subprocess.run([sys.executable, "-m", "net", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=ENV, timeout=timeout)
+                          cwd=cwd or ROOT, env={**ENV, **dict(env)}, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def client():
     """The local cluster `sweep` starts: LocalCluster(n_workers=2, threads_per_worker=1, processes=True)."""
-    client = start_client(workers=2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+        client = start_client(workers=2)
     yield client
     cluster = client.cluster
     client.close()
@@ -389,10 +392,14 @@ def test_a_sweep_on_a_separately_started_scheduler_and_worker(tmp_path):
                                   cwd=tmp_path, env={**ENV, "DASK_CONFIG": str(config)}, stdout=log,
                                   stderr=subprocess.STDOUT)
         out = tmp_path / "sweep"
-        res = cli("sweep", *[x for k, v in {**SPIRAL, "epochs": "2"}.items() for x in ("--set", f"{k}={v}")],
-                  "--grid", "seed=0,1", "--out", out, "--scheduler", address, "--no-progress")
+        args = ["sweep", *[x for k, v in {**SPIRAL, "epochs": "2"}.items() for x in ("--set", f"{k}={v}")],
+                "--grid", "seed=0,1", "--out", out, "--no-progress"]
+        res = cli(*args, "--scheduler", address)
         assert res.returncode == 0, res.stderr
         assert f"scheduler {address}" in res.stdout and "MALLOC_TRIM_THRESHOLD_" not in res.stdout
+        res = cli(*args, "--resume", env={"DASK_SCHEDULER_ADDRESS": address})   # the same cluster, named by env
+        assert res.returncode == 0, res.stderr
+        assert f"scheduler {address}" in res.stdout and "(2 already done)" in res.stdout
         assert [r["status"] for r in read_csv(out / "results.csv")] == ["ok", "ok"]
         pids = {int(line.split(" pid ")[1].split(":")[0]) for name in ("seed=0", "seed=1")
                 for line in (out / "logs" / f"{name}.log").read_text().splitlines() if line.startswith("== ")}
