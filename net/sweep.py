@@ -444,7 +444,10 @@ def start_client(scheduler: str | None = None, workers: int | None = None):
     distributed = require("distributed", "sweep", "sweeps on Dask")
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if scheduler:
-        return distributed.Client(scheduler)
+        try:
+            return distributed.Client(scheduler)
+        except (OSError, ValueError) as exc:               # unreachable (TimeoutError is an OSError), malformed
+            raise SweepError(f"cannot reach the Dask scheduler {scheduler}: {' '.join(str(exc).split())}") from None
     import logging
 
     import dask
@@ -484,8 +487,9 @@ def run_sweep(spec: Spec, out, *, client=None, scheduler=None, workers=None, res
     """Run every combination of ``spec`` into ``out/runs/<name>``; return the results rows.
 
     With ``resume`` the runs that finished, diverged or have bad options are kept; the others
-    (unfinished, or stopped by an error outside training) continue from their last checkpoint.  ``client``: a ``distributed.Client`` to use (else one is started
-    and closed here, see :func:`start_client`).
+    (unfinished, or stopped by an error outside training) continue from their last checkpoint.
+    ``client``: a ``distributed.Client`` to use (else one is started and closed here, see
+    :func:`start_client`).
     """
     from .extras import require
 
@@ -495,12 +499,12 @@ def run_sweep(spec: Spec, out, *, client=None, scheduler=None, workers=None, res
     if not plan:
         raise SweepError("the grid has no combinations")
     _check_folder(out, spec, resume)
-    with atomic_write(out / "sweep.json", "w") as f:
-        json.dump(spec.to_json(), f, indent=2)
     own = client is None
     if own:
         client = start_client(scheduler, workers)
     try:
+        with atomic_write(out / "sweep.json", "w") as f:     # once a cluster is there to run it
+            json.dump(spec.to_json(), f, indent=2)
         return _drive(client, out, spec, plan, progress, log)
     finally:
         if own:
@@ -613,6 +617,9 @@ def cmd_sweep(args) -> int:
             raise SweepError("--out SWEEP_DIR is required (the folder that gets runs/, results.csv, summary.png)")
         if args.config is None and not (args.set or args.grid):
             raise SweepError("give a sweep file (TOML or JSON with [train] and [grid]) or --set/--grid options")
+        if args.workers and (args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")):
+            raise SweepError("--workers sizes the local cluster; an existing cluster (--scheduler or "
+                             "$DASK_SCHEDULER_ADDRESS) has the workers it was started with")
         spec = spec_from(args.config, args.set, args.grid)
         rows = run_sweep(spec, args.out, scheduler=args.scheduler, workers=args.workers, resume=args.resume,
                          progress=not args.no_progress)

@@ -172,14 +172,17 @@ def run(client, size_set: str = "full", *, out=None, update_baseline: bool = Fal
 def cmd_bench_sweep(args) -> int:
     """``python -m net bench --sweep [--quick] [--scheduler ADDRESS] [--out DIR]``."""
     from .cli import UsageError
-    from .sweep import start_client
+    from .sweep import SweepError, start_client
 
     if args.suite != "kernels" or args.compare:
         raise UsageError("--sweep runs the kernel suite on a Dask cluster: `bench kernels --sweep`, without --compare")
     if args.out and args.update_baseline:
         raise UsageError("--out and --update-baseline exclude each other")
     size_set = "quick" if args.quick else "full"
-    client = start_client(args.scheduler, workers=1)      # locally: one worker, so no two groups share the cores
+    try:
+        client = start_client(args.scheduler, workers=1)  # locally: one worker, so no two groups share the cores
+    except SweepError as exc:
+        raise UsageError(str(exc)) from None
     try:
         run(client, size_set, out=args.out, update_baseline=args.update_baseline)
     finally:
