@@ -1,4 +1,4 @@
-"""Command line: ``python -m net train | evaluate | predict | experiment | bench | sweep`` (also the ``scratchnet`` script).
+"""Command line: ``python -m net train | evaluate | predict | experiment | bench | sweep`` (also ``scratchnet``).
 
 Usage errors (unknown choices, malformed ``--layers``, impossible settings, a ``--data-root``
 without the data) print one line saying what is wrong and what is valid, and exit with

@@ -19,16 +19,17 @@ Sweep folder layout::
                       its worker lost too often, ...); ``--resume`` tries it again
     logs/<name>.log   the run's epoch lines, one block per attempt (a retry says where it resumed)
     results.csv       one row per run (rewritten atomically after every finished run)
-    summary.png       test (and validation) accuracy against each swept option
+    summary.png       test accuracy against each swept option
 
 Each run is one Dask task that calls :func:`net.runs.train` exactly as ``python -m net train``
 does, after parsing its options with the same parser, so a bad value fails with the same
 message and a good one gives the same weights bit for bit -- as ``train`` on one BLAS thread:
 a run that does not set ``threads`` gets one BLAS thread (mini-batch products split between
-threads round differently; per-sample training already runs on one thread and matches any ``train``).  A task whose worker dies is
-rescheduled by Dask (up to ``distributed.scheduler.allowed-failures`` times) and continues from
-the run's last checkpoint.  Run folders live on the filesystem the workers write to: with a
-cluster of several machines, ``--out`` must be a folder every worker and the driver share.
+threads round differently; per-sample training already runs on one thread and matches any
+``train``).  A task whose worker dies is rescheduled by Dask (up to
+``distributed.scheduler.allowed-failures`` times) and continues from the run's last checkpoint.
+Run folders live on the filesystem the workers write to: with a cluster of several machines,
+``--out`` must be a folder every worker and the driver share.
 """
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from net import io
-from net.sweep import ONE_THREAD, Spec, slow_malloc_warning, start_client, SweepError, report, run_sweep, runs, spec_from, status_of
+from net.sweep import (ONE_THREAD, Spec, SweepError, report, run_sweep, runs, slow_malloc_warning, spec_from,
+                       start_client, status_of)
 
 if os.environ.get("SCRATCHNET_REQUIRE_DASK"):
     import distributed
