@@ -415,8 +415,9 @@ def summary_figure(rows: list[dict], swept: list[str], path) -> Path:
         if numeric and len(order) > 1 and min(values) > 0 and max(values) / min(values) >= 20:
             ax.set_xscale("log")
         if not numeric:
-            ax.set_xticks(range(len(order)), order, rotation=30 if len(order) > 3 else 0,
-                          ha="right" if len(order) > 3 else "center")
+            crowded = len(order) > 3 or max(map(len, order)) * len(order) > 30
+            ax.set_xticks(range(len(order)), order, rotation=25 if crowded else 0, ha="right" if crowded else "center")
+            ax.set_xlim(-0.5, len(order) - 0.5)
         elif len(order) <= 8:
             ax.set_xticks([pos[v] for v in order], order)
             ax.minorticks_off()
