@@ -454,9 +454,11 @@ def start_client(scheduler: str | None = None, workers: int | None = None):
 
     import dask
 
+    # silence_logs: the sweep reports every run's failure itself; what the workers would log is shutdown
+    # chatter (heartbeat tracebacks when an interrupted driver takes the scheduler down first)
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):  # see SLOW_MALLOC
         cluster = distributed.LocalCluster(n_workers=workers or _cores(), threads_per_worker=1, processes=True,
-                                           env=dict(ONE_THREAD), silence_logs=logging.ERROR)
+                                           env=dict(ONE_THREAD), silence_logs=logging.CRITICAL)
     return distributed.Client(cluster)
 
 

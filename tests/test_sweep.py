@@ -352,6 +352,32 @@ def test_resume_after_the_driver_is_killed_reruns_only_the_unfinished_runs(tmp_p
     assert [r["status"] for r in read_csv(out / "results.csv")] == ["ok"] * 4
 
 
+def test_ctrl_c_stops_the_sweep_with_one_line_and_its_cluster_with_it(tmp_path):
+    out = tmp_path / "sweep"
+    driver = subprocess.Popen([sys.executable, "-m", "net", "sweep", *[x for k, v in {
+        **SPIRAL, "backend": "numpy", "epochs": "200"}.items() for x in ("--set", f"{k}={v}")],
+        "--grid", "seed=0,1", "--out", str(out), "--workers", "2", "--no-progress"], cwd=ROOT, env=ENV,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    family = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and driver.poll() is None and \
+                "running" not in [status_of(p) for p in (out / "runs").glob("*")]:
+            time.sleep(0.05)
+        family = psutil.Process(driver.pid).children(recursive=True)
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=120)
+        _, alive = psutil.wait_procs(family, timeout=60)
+        assert not alive, f"processes outliving the interrupted sweep: {[p.pid for p in alive]}"
+    finally:
+        for p in family:
+            if p.is_running():
+                p.kill()
+    assert driver.returncode == 130, err
+    assert "interrupted; the finished runs are kept" in err and "--resume" in err and "Traceback" not in err
+    assert {r["status"] for r in read_csv(out / "results.csv")} <= {"running", "pending", "ok"}
+
+
 # ---- an existing cluster: `dask scheduler` + `dask worker` processes ----------------------------
 
 def _stop(proc):
