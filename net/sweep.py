@@ -241,8 +241,9 @@ def run_one(sweep_dir: str, name: str, values: dict, argv: list[str]) -> dict:
 
     sweep_dir = Path(sweep_dir)
     run_dir = sweep_dir / "runs" / name
-    if status_of(run_dir) in ("ok", "failed"):          # finished, or diverged: its history.json says so
-        return result_row(sweep_dir, name, values)   # e.g. a retry after the run had finished
+    status = status_of(run_dir)
+    if status == "failed" or status == "ok" and not _figures_missing(run_dir):   # e.g. a retry after it finished
+        return result_row(sweep_dir, name, values)   # (a diverged run's history.json says so)
     log_path = sweep_dir / "logs" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     for kind in ("failed", "errors"):
@@ -279,6 +280,14 @@ def run_one(sweep_dir: str, name: str, values: dict, argv: list[str]) -> dict:
             log(f"failed: {message}")
             _record_failure(sweep_dir, kind, name, message)
     return result_row(sweep_dir, name, values)
+
+
+def _figures_missing(run_dir: Path) -> bool:
+    """A finished run whose worker died while drawing: ``train --resume`` with no epochs left redraws."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None and not all(
+        (run_dir / name).is_file() for name in ("curves.png", "confusion.png"))
 
 
 def _record_failure(sweep_dir: Path, kind: str, name: str, message: str) -> None:

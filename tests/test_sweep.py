@@ -243,6 +243,25 @@ def test_an_existing_sweep_folder_needs_resume_and_the_same_grid(sweep4):
     assert res.returncode == 2 and "the sweep there has other options" in res.stderr
 
 
+def test_a_finished_run_whose_figures_were_not_written_is_only_redrawn(sweep4, tmp_path):
+    """A worker killed after model.npz but before the figures: the retry redraws, trains nothing."""
+    import shutil
+
+    from net.sweep import run_one
+
+    out, _ = sweep4
+    shutil.copytree(out, tmp_path / "copy")
+    run_dir = tmp_path / "copy" / "runs" / NAMES[0]
+    (run_dir / "curves.png").unlink()
+    before = _weights(run_dir / "model.npz")
+    row = run_one(str(tmp_path / "copy"), NAMES[0], {"batch_size": "1", "seed": "0"}, runs(Spec(FOUR, GRID))[0].argv)
+    assert row["status"] == "ok" and (run_dir / "curves.png").is_file()
+    log = (tmp_path / "copy" / "logs" / f"{NAMES[0]}.log").read_text()
+    assert "resuming from the checkpoint after epoch 3 of 3" in log
+    for a, b in zip(before, _weights(run_dir / "model.npz"), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_failed_runs_are_recorded_and_the_others_finish(client, tmp_path):
     # identity activations at lr 10 diverge in epoch 2 (tests/test_cli.py); lr -1 is a bad option
     spec = Spec({"dataset": "spiral", "activation": "identity", "batch_size": "16", "epochs": "3"},
