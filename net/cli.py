@@ -1,4 +1,4 @@
-"""Command line: ``python -m net train | evaluate | predict | experiment | bench`` (also the ``scratchnet`` script).
+"""Command line: ``python -m net train | evaluate | predict | experiment | bench | sweep`` (also ``scratchnet``).
 
 Usage errors (unknown choices, malformed ``--layers``, impossible settings, a ``--data-root``
 without the data) print one line saying what is wrong and what is valid, and exit with
@@ -162,6 +162,30 @@ def build_parser(prog: str = "python -m net") -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="results folder (default: ./bench-results/<machine>)")
     b.add_argument("--update-baseline", action="store_true",
                    help="write into the checkout's committed bench/results/<machine> instead")
+    b.add_argument("--sweep", action="store_true",
+                   help="kernels: one Dask task per group on every machine of a cluster (the 'sweep' extra); one "
+                        "results folder per machine (--out DIR: DIR/<machine>)")
+    b.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="--sweep: an existing Dask scheduler, e.g. tcp://HOST:8786 (default: "
+                        "$DASK_SCHEDULER_ADDRESS, else one local worker)")
+
+    w = sub.add_parser("sweep", help="a grid of training runs on Dask distributed (the 'sweep' extra)",
+                       description="Cross lists of `train` options and run every combination as an ordinary run "
+                                   "folder under SWEEP_DIR/runs/<name>, on a local Dask cluster or an existing one.")
+    w.add_argument("config", nargs="?", help="TOML or JSON file: [train] fixed options, [grid] lists to cross")
+    w.add_argument("--out", metavar="SWEEP_DIR", help="sweep folder: runs/, results.csv, summary.png")
+    w.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                   help="a fixed train option, named as in config.json (repeatable), e.g. --set dataset=spiral")
+    w.add_argument("--grid", action="append", default=[], metavar="OPTION=V1,V2",
+                   help="values to cross (repeatable), e.g. --grid lr=0.01,0.05 --grid seed=0,1,2")
+    w.add_argument("--resume", action="store_true", help="keep the finished runs in SWEEP_DIR, continue the others")
+    w.add_argument("--report", metavar="SWEEP_DIR", help="rebuild results.csv and summary.png from the run folders")
+    w.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="an existing Dask scheduler, e.g. tcp://HOST:8786 (default: $DASK_SCHEDULER_ADDRESS, "
+                        "else a local cluster)")
+    w.add_argument("--workers", type=_positive(int, "--workers"), default=None,
+                   help="local cluster: worker processes of one thread each (default: one per core)")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -388,6 +412,12 @@ def cmd_bench(args) -> int:
               "not installed with scratchnet-numba); clone the repository and run this from its top folder",
               file=sys.stderr)
         return 1
+    if args.scheduler and not args.sweep:
+        raise UsageError("--scheduler sends `bench --sweep` to a Dask cluster; add --sweep")
+    if args.sweep:
+        from .sweep_bench import cmd_bench_sweep
+
+        return cmd_bench_sweep(args)
     where = (["--out", args.out] if args.out else []) + (["--update-baseline"] if args.update_baseline else [])
     if args.suite == "persample":
         from bench.persample import main as persample_main
@@ -399,6 +429,12 @@ def cmd_bench(args) -> int:
     return report_main(argv + where)
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import cmd_sweep as run
+
+    return run(args)
+
+
 def main(argv=None) -> int:
     """Run the command line; ``argv`` defaults to ``sys.argv[1:]``.  Returns the exit status."""
     prog = prog_name() if argv is None else "python -m net"
@@ -406,7 +442,7 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         handler = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench,
-                   "experiment": cmd_experiment}
+                   "experiment": cmd_experiment, "sweep": cmd_sweep}
         return handler[args.command](args)
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
