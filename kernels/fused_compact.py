@@ -31,7 +31,8 @@ shared buffers and the members meet at spin barriers.  They split the block-star
 layer (by rows: with two threads each core reads half of ``W[1]``, 0.5 MiB for the
 tutorial network, which then stays in its L2) and the block-end updates (by weight rows);
 thread 0 alone does the rest of each sample while the others wait at the barrier.  One
-thread is the same code with a team of one.
+thread is the same code with a team of one (its second-layer pass runs inside
+:func:`_serial_sample`, at the point where the single-thread kernel always ran it).
 """
 from __future__ import annotations
 
@@ -200,13 +201,14 @@ def _direct_first_layer_update(W, b, x, delta, lr, blr):
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _pipelined_pass(weights, biases, bias_on, activations, acts, deltas, offs_a, offs_d, widths, Z1, G, corr, pre,
-                    part, j, nb, lr, lo, hi):
+                    part, out_last, j, nb, lr, lo, hi):
     """Sample j's backward through the second layer (its output gradient already in ``deltas``) and
     sample j + 1's forward through the first layer and into the second, both compact, in one pass
     over rows ``[lo, hi)`` of ``W[1]`` (a thread's share).  Writes those entries of the first
-    layer's output gradient for j and of its output for j + 1, and ``part``: the rows' share of
-    sample j + 1's second-layer pre-activation (without bias and corrections;
-    :func:`_finish_second_layer` adds them up)."""
+    layer's output gradient for j and of its output for j + 1, and the rows' share of sample
+    j + 1's second-layer pre-activation: into ``part`` (a team member's, without the bias;
+    :func:`_finish_second_layer` adds the parts up), or, when ``part`` is empty (one thread),
+    straight into that sample's output from its bias."""
     n1, n2 = widths[1], widths[2]
     A1 = acts[offs_a[1]:offs_a[1] + nb * n1].reshape(nb, n1)       # first layer's outputs
     D0 = deltas[offs_d[0]:offs_d[0] + nb * n1].reshape(nb, n1)     # first layer's output gradients
@@ -223,8 +225,14 @@ def _pipelined_pass(weights, biases, bias_on, activations, acts, deltas, offs_a,
         pre[i] = Z1[j + 1, i] + b0[i]
     _corrections_rows(pre, A1[j + 1], A1, D0, j, lr, bias_on[0], G, j + 1, lo, hi)
     gain = lr * (G[j + 1, j] + bias_on[0])
-    for q in range(n2):
-        part[q] = zero
+    if part.shape[0] == 0:           # one thread: straight into sample j + 1's output, from its bias
+        part = out_last if len(weights) == 2 else acts[offs_a[2] + (j + 1) * n2:offs_a[2] + (j + 2) * n2]
+        b1 = biases[1]
+        for q in range(n2):
+            part[q] = b1[q]
+    else:
+        for q in range(n2):
+            part[q] = zero
     _backward_then_next_forward(weights[1], D1[j], A1[j], code, corr, pre, gain, D0[j], A1[j + 1], part, lo, hi)
 
 
@@ -237,13 +245,14 @@ def _finish_second_layer(weights, biases, bias_on, activations, acts, deltas, of
     A1 = acts[offs_a[1]:offs_a[1] + nb * n1].reshape(nb, n1)
     D1 = deltas[offs_d[1]:offs_d[1] + nb * n2].reshape(nb, n2)
     z = out_last if len(weights) == 2 else acts[offs_a[2] + j * n2:offs_a[2] + (j + 1) * n2]
-    b1 = biases[1]
-    for q in range(n2):
-        z[q] = b1[q]
-    for t in range(P.shape[0]):
-        part = P[t]
+    if P.shape[1] > 0:                # a team: bias + the members' parts (one thread summed into z)
+        b1 = biases[1]
         for q in range(n2):
-            z[q] += part[q]
+            z[q] = b1[q]
+        for t in range(P.shape[0]):
+            part = P[t]
+            for q in range(n2):
+                z[q] += part[q]
     _corrections(z, A1[j], A1, D1, j, lr, bias_on[1], D1[:0, :0], 0)
     if len(weights) > 2:
         _activate(z, activations[1])
@@ -315,7 +324,8 @@ def _rows8(n, tid, nthreads):
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _serial_sample(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr, compact,
-                   widths, offs_a, offs_d, acts, deltas, out_last, d_cur, d_nxt, Z1, G, P, losses, s0, j, nb):
+                   widths, offs_a, offs_d, acts, deltas, out_last, d_cur, d_nxt, Z1, G, P, losses, s0, j, nb, corr,
+                   pre):
     """Sample ``s0 + j`` on one thread, except what the pipelined pass does: its forward (from the
     third layer when the pass gave the first two), loss and backward (down to the second layer's
     output gradient when the pass takes over).  Returns the sample's position when its loss is
@@ -374,6 +384,11 @@ def _serial_sample(weights, biases, bias_on, activations, loss_kind, X, labels, 
             Db = deltas[offs_d[l]:offs_d[l] + nb * n_out].reshape(nb, n_out)
             Db[j] = d
             if l == 1 and pipelined and j + 1 < nb:
+                # one thread: the pass runs here.  Called from _epoch instead (as a team's is), the same
+                # pass made the tutorial network's epoch 1.2x slower (measured, cause not found)
+                if P.shape[1] == 0:
+                    _pipelined_pass(weights, biases, bias_on, activations, acts, deltas, offs_a, offs_d, widths, Z1, G,
+                                    corr, pre, P[0], out_last, j, nb, lr, 0, widths[1])
                 break                                   # the pipelined pass goes on from here
             if l > 0:
                 _row_pass_backward(weights[l], d, a_in, code_in, g)
@@ -405,7 +420,7 @@ def _epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets,
     over the second layer's rows (8-row-aligned shares) and the block-end updates (by weight
     rows).  Thread 0 alone does the rest of every sample (the third layer on, the loss, the
     direct layers' updates, the corrections of the second layer's output) while the others
-    wait.  ``status[0]`` ends as the epoch's ``done`` (``order``'s length: all trained).
+    wait; a team of one runs the pipelined pass inside :func:`_serial_sample`.  ``status[0]`` ends as the epoch's ``done`` (``order``'s length: all trained).
     """
     L = len(weights)
     M = order.shape[0]
@@ -434,7 +449,7 @@ def _epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets,
             if tid == 0:
                 stop = _serial_sample(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order,
                                       lr, compact, widths, offs_a, offs_d, acts, deltas, out_last, d_cur, d_nxt,
-                                      Z1, G, P, losses, s0, j, nb)
+                                      Z1, G, P, losses, s0, j, nb, corr, pre)
                 if stop >= 0:
                     status[0] = stop
             gen = _barrier(sync, nthreads, gen)
@@ -443,9 +458,9 @@ def _epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets,
                        nthreads)
                 gen = _barrier(sync, nthreads, gen)
                 return
-            if pipelined and j + 1 < nb:
+            if pipelined and j + 1 < nb and nthreads > 1:
                 _pipelined_pass(weights, biases, bias_on, activations, acts, deltas, offs_a, offs_d, widths, Z1, G,
-                                corr, pre, P[tid], j, nb, lr, plo, phi)
+                                corr, pre, P[tid], out_last, j, nb, lr, plo, phi)
                 gen = _barrier(sync, nthreads, gen)
         _flush(weights, biases, bias_on, compact, acts, deltas, offs_a, offs_d, widths, nb, lr, tid, nthreads)
         gen = _barrier(sync, nthreads, gen)                 # every update applied before the next block reads
@@ -478,7 +493,7 @@ def _buffers(weights, X, M, block, compact, nthreads):
             np.empty((k, widths[1]) if first_compact else (0, widths[1]), dtype=X.dtype),
             np.empty(k * k if first_compact else 0, dtype=X.dtype),
             np.empty(widths[1], dtype=X.dtype), np.empty(widths[1], dtype=X.dtype),
-            np.zeros((nthreads, n2), dtype=X.dtype), np.zeros(M, dtype=X.dtype), status)
+            np.zeros((nthreads, n2 if nthreads > 1 else 0), dtype=X.dtype), np.zeros(M, dtype=X.dtype), status)
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy", nogil=True)
