@@ -458,7 +458,7 @@ def _epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets,
                        nthreads)
                 gen = _barrier(sync, nthreads, gen)
                 return
-            if pipelined and j + 1 < nb and nthreads > 1:
+            if pipelined and j + 1 < nb and P.shape[1] > 0:     # a team's pass (one thread's: in _serial_sample)
                 _pipelined_pass(weights, biases, bias_on, activations, acts, deltas, offs_a, offs_d, widths, Z1, G,
                                 corr, pre, P[tid], out_last, j, nb, lr, plo, phi)
                 gen = _barrier(sync, nthreads, gen)
