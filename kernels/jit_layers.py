@@ -42,7 +42,10 @@ _CLAMP32, _TINY32 = np.float32(7.90531110763549805), np.float32(4e-4)
 _ONE32, _SATURATED32 = np.float32(1), np.float32(9.02)
 
 
-@njit(cache=True, inline="always")
+# _tanh64/_tanh32 are plain @njit functions (LLVM inlines them into the loops, which still
+# vectorise): inlined by Numba through _tanh into the fused kernels' _act as well, their selects
+# raised NumbaIRAssumptionWarning at compile time.
+@njit(cache=True)
 def _tanh64(v):
     """float64 tanh: ``(1 - e) / (1 + e)``, ``e = exp(-2|x|)``, for |x| >= 1/8 (``1 - e`` loses at most
     ~2 bits there), the Taylor polynomial below; branch-free."""
@@ -57,7 +60,7 @@ def _tanh64(v):
     return small if a < np.float64(_TANH_SMALL) else r
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _tanh32(v):
     """float32 tanh: one division and eleven multiply-adds (no exp); NaN passes the clamp and the
     selects, +-inf gives +-1."""

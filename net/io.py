@@ -42,7 +42,7 @@ def _hyper(layer) -> dict:
     if isinstance(layer, GELU):
         return {"approximate": layer.approximate, "dtype": dtype}
     if isinstance(layer, Dropout):
-        return {"p": layer.p, "dtype": dtype, "rng_state": layer.rng.bit_generator.state}
+        return {"p": layer.p, "dtype": dtype, "rng_state": _json_safe(layer.rng.bit_generator.state)}
     if isinstance(layer, BatchNorm1d):
         return {"num_features": layer.num_features, "eps": layer.eps, "momentum": layer.momentum,
                 "affine": layer.affine, "track_running_stats": layer.track_running_stats, "dtype": dtype}
@@ -52,11 +52,28 @@ def _hyper(layer) -> dict:
     return {}
 
 
+def _json_safe(obj):
+    """A bit generator's state with its arrays as lists (MT19937's key) and NumPy integers as ints."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return int(obj) if isinstance(obj, np.integer) else obj
+
+
+#: Bit generators whose state a Dropout layer's file may hold.
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
 def _build_layer(kind: str, entry: dict, backend):
     """One issue-13 layer from its :func:`_hyper` entry."""
     args = {k: v for k, v in entry.items() if k not in ("type", "rng_state")}
     layer = _LAYER_TYPES[kind](**args, backend=backend)
     if "rng_state" in entry:
+        name = entry["rng_state"].get("bit_generator")
+        if name not in _BIT_GENERATORS:
+            raise ValueError(f"unknown bit generator {name!r}")
+        layer.rng = np.random.Generator(getattr(np.random, name)())
         layer.rng.bit_generator.state = entry["rng_state"]
     return layer
 
@@ -95,8 +112,8 @@ def build(spec: list[dict], backend: str | None = None) -> Sequential:
         elif kind in ("Tanh", "LeakyReLU", "GELU", "Dropout", "BatchNorm1d", "LayerNorm"):
             try:
                 layers.append(_build_layer(kind, entry, backend))
-            except (TypeError, ValueError, KeyError) as exc:
-                raise CheckpointError(f"layer {i}: bad {kind} settings {entry}: {exc}") from None
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                raise CheckpointError(f"layer {i}: bad {kind} settings: {exc}") from None
         else:
             layers.append(_LAYER_TYPES[kind](backend=backend))
     return Sequential(layers)

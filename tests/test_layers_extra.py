@@ -296,6 +296,16 @@ def test_checkpoint_round_trip_restores_parameters_running_statistics_and_dropou
     assert loaded[5].dtype == np.float32 and loaded[6].negative_slope == 0.2
 
 
+def test_a_dropout_generator_of_any_bit_generator_is_saved_and_restored(tmp_path, rng):
+    x = rng.standard_normal((6, 5))
+    for bits in (np.random.MT19937(3), np.random.Philox(3), np.random.PCG64(3)):
+        layer = Dropout(0.5, rng=np.random.Generator(bits))
+        layer.forward(x)
+        loaded = io.load(io.save(Sequential(layer), tmp_path / "d.npz"))[0]
+        assert type(loaded.rng.bit_generator) is type(bits)
+        np.testing.assert_array_equal(loaded.forward(x), layer.forward(x))
+
+
 def test_the_digest_covers_the_running_statistics(tmp_path):
     model = Sequential(Linear(3, 4, rng=0), BatchNorm1d(4))
     model.forward(np.arange(12, dtype=np.float32).reshape(3, 4)[:, :3])
@@ -317,10 +327,10 @@ def test_the_digest_covers_the_running_statistics(tmp_path):
 
 # ---- the fused kernels refuse, fit falls back -------------------------------------------------
 
-@pytest.mark.parametrize("make", [lambda: Tanh(backend="numba"), lambda: LeakyReLU(backend="numba"),
+@pytest.mark.parametrize("make", [lambda: LeakyReLU(backend="numba"),
                                   lambda: GELU(backend="numba"), lambda: Dropout(0.2, rng=0, backend="numba"),
                                   lambda: BatchNorm1d(6, backend="numba"), lambda: LayerNorm(6, backend="numba")],
-                         ids=["Tanh", "LeakyReLU", "GELU", "Dropout", "BatchNorm1d", "LayerNorm"])
+                         ids=["LeakyReLU", "GELU", "Dropout", "BatchNorm1d", "LayerNorm"])
 @pytest.mark.parametrize("batch_size", [1, 8])
 def test_fit_falls_back_to_the_layer_loop_and_fused_true_names_the_layer(make, batch_size, rng):
     layer = make()
@@ -338,3 +348,26 @@ def test_fit_falls_back_to_the_layer_loop_and_fused_true_names_the_layer(make, b
     with pytest.raises(ValueError, match=r"fit: fused=True needs a fused kernel, but the fused kernels do not know "
                                          rf"layer {re.escape(repr(layer))}"):
         fit(model, CrossEntropyLoss(backend="numba"), X, y, batch_size=batch_size, fused=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_size, momentum", [(1, 0.0), (5, 0.0), (5, 0.9)],
+                         ids=["per-sample", "minibatch", "minibatch-momentum"])
+def test_tanh_trains_in_the_fused_kernels_as_in_the_layer_loop(dtype, batch_size, momentum, rng):
+    """Tanh is an activation code of the fused kernels (kernels.codes.TANH): the same SGD as the
+    layer-by-layer loop, to rounding (the fused kernel's tanh is the numba Tanh layer's)."""
+    X = rng.standard_normal((30, 4)).astype(dtype)
+    y = rng.integers(0, 3, 30)
+    results = {}
+    for fused in (True, False):
+        model = Sequential(Linear(4, 7, backend="numba", dtype=dtype, rng=0), Tanh(backend="numba"),
+                           Linear(7, 5, backend="numba", dtype=dtype, rng=1), Tanh(backend="numba"),
+                           Linear(5, 3, backend="numba", dtype=dtype, rng=2))
+        hist = fit(model, CrossEntropyLoss(backend="numba"), X, y, batch_size=batch_size, epochs=2, lr=0.1,
+                   momentum=momentum, rng=4, fused=fused)
+        assert hist.path == ("fused" if fused else "layers")
+        results[fused] = (np.array(hist), [p.value.copy() for p in model.parameters()])
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(results[True][0], results[False][0], **tol)
+    for a, b in zip(results[True][1], results[False][1]):
+        np.testing.assert_allclose(a, b, **tol)
