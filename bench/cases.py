@@ -95,6 +95,12 @@ def _work(name: str, s: dict, item: int) -> tuple[float, float]:
         "l1": (2, 3), "l1_backward": (2, 3), "huber": (5, 3), "huber_backward": (3, 3), "nll": (1, 1.1),
         "nll_backward": (1, 1),
     }
+    per_elem.update({  # the issue-13 layers (nominal: exp/erf counted as ~10 flops)
+        "tanh_forward": (12, 2), "tanh_backward": (3, 3), "leaky_relu_forward": (1, 2), "leaky_relu_backward": (1, 3),
+        "gelu_forward": (16, 2), "gelu_backward": (28, 3), "dropout_forward": (2, 3), "dropout_backward": (2, 3),
+        "batchnorm_forward": (8, 2), "batchnorm_eval": (4, 2), "batchnorm_backward": (11, 3),
+        "layernorm_forward": (8, 2), "layernorm_backward": (13, 3),
+    })
     f, a = per_elem[name]
     return float(f * n), float(a * n * item)
 

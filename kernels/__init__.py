@@ -61,6 +61,19 @@ OPERATIONS = (
     "sgd_epoch_compact",
     "sgd_minibatch_epoch",
     # -- layers (issue 13): activations, dropout, normalisation --
+    "tanh_forward",
+    "tanh_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "gelu_forward",
+    "gelu_backward",
+    "dropout_forward",
+    "dropout_backward",
+    "batchnorm_forward",
+    "batchnorm_eval",
+    "batchnorm_backward",
+    "layernorm_forward",
+    "layernorm_backward",
     # -- end layers --
 
     # -- losses (issue 13) --

@@ -4,7 +4,7 @@ The network is ``L`` Linear layers with ``W[l] : (n_l, n_{l+1})`` (row-major,
 ``y = x @ W + b``), an activation after every layer but the last, and a loss on
 the last layer's output:
 
-* activations: :data:`IDENTITY`, :data:`RELU`, :data:`SIGMOID` (one code per layer;
+* activations: :data:`IDENTITY`, :data:`RELU`, :data:`SIGMOID`, :data:`TANH` (one code per layer;
   the last layer's code is ignored);
 * losses: :data:`SOFTMAX_CE` (softmax + cross-entropy on logits, integer labels)
   or :data:`MSE` (mean over the K outputs, dense targets).
@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .codes import ACTIVATION_CODES, IDENTITY, LOSS_CODES, MSE, RELU, SIGMOID, SOFTMAX_CE  # noqa: F401
+from .codes import ACTIVATION_CODES, IDENTITY, LOSS_CODES, MSE, RELU, SIGMOID, SOFTMAX_CE, TANH  # noqa: F401
 from .fused_math import _FASTMATH, _activate, _backward_rows, _forward_hidden, _output_loss_and_delta
 
 

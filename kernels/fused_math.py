@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .codes import RELU, SIGMOID, SOFTMAX_CE
+from .codes import RELU, SIGMOID, SOFTMAX_CE, TANH
+from .jit_layers import _tanh
 from .vmath import vexp
 
 # Reassociation lets LLVM vectorise the dot products (x . delta); no "nnan"/"ninf",
@@ -26,6 +27,8 @@ def _act(v, code):
         one = type(v)(1)
         e = vexp(-abs(v))                   # <= 1: never overflows; SIMD exp, branch-free
         return (one if v >= 0 else e) / (one + e)
+    if code == TANH:
+        return _tanh(v, type(v))            # the Tanh layer's own (kernels.jit_layers), vectorisable
     return v
 
 
@@ -37,6 +40,8 @@ def _act_grad_from_output(a, code):
         return one if a > 0 else type(a)(0)
     if code == SIGMOID:
         return a * (one - a)
+    if code == TANH:
+        return one - a * a
     return one
 
 
@@ -76,6 +81,9 @@ def _activate(out, code):
     elif code == RELU:
         for j in range(out.shape[0]):
             out[j] = _act(out[j], RELU)
+    elif code == TANH:
+        for j in range(out.shape[0]):
+            out[j] = _act(out[j], TANH)
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")

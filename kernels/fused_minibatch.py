@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from .blas import gemm_ab, gemm_abt, gemm_at_b
-from .codes import IDENTITY, MSE, RELU, SOFTMAX_CE
+from .codes import IDENTITY, MSE, RELU, SOFTMAX_CE, TANH
 from .fused_math import _activate, _output_loss_and_delta
 
 
@@ -54,6 +54,8 @@ def _times_activation_grad(G, A, code):
             if code == RELU:
                 if not a[j] > zero:
                     g[j] = zero
+            elif code == TANH:
+                g[j] = g[j] * (one - a[j] * a[j])
             else:
                 g[j] = g[j] * a[j] * (one - a[j])
 

@@ -507,6 +507,21 @@ def sgd_minibatch_epoch(weights, biases, bias_on, activations, loss_kind, X, lab
 
 # ---- issue-13 groups: each kept in its own module, re-exported here -------------------------------
 # -- layers (issue 13): activations, dropout, normalisation (kernels/jit_layers.py) --
+from .jit_layers import (  # noqa: E402,F401
+    tanh_forward,
+    tanh_backward,
+    leaky_relu_forward,
+    leaky_relu_backward,
+    gelu_forward,
+    gelu_backward,
+    dropout_forward,
+    dropout_backward,
+    batchnorm_forward,
+    batchnorm_eval,
+    batchnorm_backward,
+    layernorm_forward,
+    layernorm_backward,
+)
 # -- end layers --
 
 # -- losses (issue 13) (kernels/jit_losses.py) --

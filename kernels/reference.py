@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codes import IDENTITY, RELU, SIGMOID, SOFTMAX_CE
+from .codes import IDENTITY, RELU, SIGMOID, SOFTMAX_CE, TANH
 from .contract import kernel
 
 #: Probability floor used by :func:`cross_entropy` on probabilities.
@@ -225,9 +225,11 @@ def mse_backward(pred, target):
 
 # ---- per-sample SGD: the readable twin of kernels.fused.sgd_epoch ---------------------------
 
-_ACTIVATE = {IDENTITY: lambda z: z, RELU: relu_forward, SIGMOID: sigmoid_forward}
+_ACTIVATE = {IDENTITY: lambda z: z, RELU: relu_forward, SIGMOID: sigmoid_forward,
+             TANH: lambda z: tanh_forward(z)}                   # defined below (kernels/reference_layers.py)
 #: gradient through an activation, from its *output* a (for ReLU, a > 0 exactly where z > 0)
-_ACTIVATION_GRAD = {IDENTITY: lambda a, da: da, RELU: relu_backward, SIGMOID: sigmoid_backward}
+_ACTIVATION_GRAD = {IDENTITY: lambda a, da: da, RELU: relu_backward, SIGMOID: sigmoid_backward,
+                    TANH: lambda a, da: tanh_backward(a, da)}
 
 
 @kernel
@@ -375,6 +377,21 @@ def _sgd_step(w, g, lr, momentum, v):
 
 # ---- issue-13 groups: each kept in its own module, re-exported here -------------------------------
 # -- layers (issue 13): activations, dropout, normalisation (kernels/reference_layers.py) --
+from .reference_layers import (  # noqa: E402,F401
+    tanh_forward,
+    tanh_backward,
+    leaky_relu_forward,
+    leaky_relu_backward,
+    gelu_forward,
+    gelu_backward,
+    dropout_forward,
+    dropout_backward,
+    batchnorm_forward,
+    batchnorm_eval,
+    batchnorm_backward,
+    layernorm_forward,
+    layernorm_backward,
+)
 # -- end layers --
 
 # -- losses (issue 13) (kernels/reference_losses.py) --

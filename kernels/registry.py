@@ -274,6 +274,85 @@ def _minibatch_magnitude(a) -> float:
 
 # ---- input generators of the issue-13 groups (each group keeps to its own section) ----------------
 # -- layers (issue 13): generators --
+def _bi(rng, dt, s, sc):
+    return _normal(rng, (s["B"], s["I"]), dt, sc)
+
+
+def _elementwise_inputs(backward=False, extra=(), from_output=None, zeros=False):
+    """x (B, I) [, dy (B, I)] [, scalars]; ``from_output`` maps x to the saved output (tanh's y);
+    ``zeros``: x with exact zeros (the kink of LeakyReLU)."""
+    def make(rng, dt, s, sc):
+        x = (_with_exact_zeros if zeros else _normal)(rng, (s["B"], s["I"]), dt, sc)
+        if from_output is not None:
+            x = from_output(x)
+        args = (x, _bi(rng, dt, s, sc)) if backward else (x,)
+        return (*args, *extra)
+
+    return make
+
+
+def _dropout_inputs(p):
+    """x (or dy), a 0/1 mask of x's dtype (keep rate 1 - p), scale 1 / (1 - p) (0 for p = 1)."""
+    def make(rng, dt, s, sc):
+        mask = (rng.random((s["B"], s["I"])) >= p).astype(dt)
+        return _bi(rng, dt, s, sc), mask, 0.0 if p == 1 else 1 / (1 - p)
+
+    return make
+
+
+def _affine(rng, dt, s, sc):
+    """gamma around 1, beta around 0 (both scaled like x for ``"large"``; zeros for ``"zeros"``)."""
+    return _normal(rng, (s["I"],), dt, sc) + dt(0 if sc == "zeros" else 1), _normal(rng, (s["I"],), dt, sc)
+
+
+def _norm_fwd_inputs(rng, dt, s, sc):
+    gamma, beta = _affine(rng, dt, s, sc)
+    return _bi(rng, dt, s, sc), gamma, beta, 1e-5
+
+
+def _batchnorm_eval_inputs(rng, dt, s, sc):
+    x = _bi(rng, dt, s, sc)
+    running_mean = _normal(rng, (s["I"],), dt, sc)
+    running_var = np.abs(_normal(rng, (s["I"],), dt, sc)) ** 2
+    return (x, running_mean, running_var, *_affine(rng, dt, s, sc), 1e-5)
+
+
+def _norm_bwd_inputs(axis):
+    """x, dy, gamma, and the mean and biased variance of x over ``axis`` (0: BatchNorm1d, per
+    feature; 1: LayerNorm, per row; computed in float64, zeros/ones where the axis is empty)."""
+    def make(rng, dt, s, sc):
+        x, dy = _bi(rng, dt, s, sc), _bi(rng, dt, s, sc)
+        gamma = _affine(rng, dt, s, sc)[0]
+        x64 = x.astype(np.float64)
+        if x.shape[axis]:
+            mean, var = x64.mean(axis=axis), x64.var(axis=axis)
+        else:
+            mean, var = np.zeros(x.shape[1 - axis]), np.ones(x.shape[1 - axis])
+        return x, dy, gamma, mean.astype(dt), var.astype(dt), 1e-5
+
+    return make
+
+
+def _rstd_max(var, eps) -> float:
+    with np.errstate(all="ignore"):
+        r = 1 / np.sqrt(var.astype(np.float64) + eps)
+    r = r[np.isfinite(r)]
+    return float(r.max()) if r.size else 1.0
+
+
+def _norm_fwd_magnitude(a) -> float:
+    """|y| <= |gamma| |xhat| + |beta| with |xhat| <= sqrt(n); the statistics as large as x (x**2
+    for the variance, a sum of positive terms: covered by rtol)."""
+    n = max(a[0].shape) if a[0].size else 1
+    return max(1.0, _absmax(a[1])) * np.sqrt(n) + _absmax(a[2]) + _absmax(a[0])
+
+
+def _norm_bwd_magnitude(a) -> float:
+    """dx: |gamma| rstd |dy| (1 + 1 + xhat**2), xhat = (x - mean) rstd; dgamma: |dy| |xhat|."""
+    x, dy, gamma, mean, var, eps = a
+    r = _rstd_max(var, eps)
+    xhat = r * (_absmax(x) + _absmax(mean))
+    return max(1.0, _absmax(dy)) * max(1.0, _absmax(gamma)) * max(1.0, r) * max(1.0, xhat) ** 2
 # -- end layers: generators --
 
 
@@ -531,6 +610,37 @@ OPERATIONS: tuple[Operation, ...] = (
               mutates=(0, 1, 12, 13), float64_outputs=(0,), nonfinite=(5, 7),
               reduction=_minibatch_reduction, magnitude=_minibatch_magnitude),
     # -- layers (issue 13): activations, dropout, normalisation --
+    Operation("tanh_forward", ("B", "I"), _elementwise_inputs(), bench_sizes=_BI_BENCH),
+    Operation("tanh_backward", ("B", "I"), _elementwise_inputs(True, from_output=np.tanh), bench_sizes=_BI_BENCH),
+    Operation("leaky_relu_forward", ("B", "I"), _elementwise_inputs(extra=(0.01,), zeros=True),
+              bench_sizes=_BI_BENCH),
+    Operation("leaky_relu_forward", ("B", "I"), _elementwise_inputs(extra=(-1.5,), zeros=True), variant="slope"),
+    Operation("leaky_relu_backward", ("B", "I"), _elementwise_inputs(True, extra=(0.01,), zeros=True),
+              bench_sizes=_BI_BENCH),
+    Operation("leaky_relu_backward", ("B", "I"), _elementwise_inputs(True, extra=(0.3,), zeros=True),
+              variant="slope"),
+    Operation("gelu_forward", ("B", "I"), _elementwise_inputs(extra=("none",)), magnitude=lambda a: _absmax(a[0]),
+              bench_sizes=_BI_BENCH),
+    Operation("gelu_forward", ("B", "I"), _elementwise_inputs(extra=("tanh",)), variant="tanh",
+              magnitude=lambda a: _absmax(a[0]), bench_sizes=_BI_BENCH),
+    Operation("gelu_backward", ("B", "I"), _elementwise_inputs(True, extra=("none",)),
+              magnitude=lambda a: _absmax(a[1]) * max(1.0, _absmax(a[0])), bench_sizes=_BI_BENCH),
+    Operation("gelu_backward", ("B", "I"), _elementwise_inputs(True, extra=("tanh",)), variant="tanh",
+              magnitude=lambda a: _absmax(a[1]) * max(1.0, _absmax(a[0])), bench_sizes=_BI_BENCH),
+    Operation("dropout_forward", ("B", "I"), _dropout_inputs(0.5), bench_sizes=_BI_BENCH),
+    Operation("dropout_forward", ("B", "I"), _dropout_inputs(1.0), variant="p1"),
+    Operation("dropout_backward", ("B", "I"), _dropout_inputs(0.2), bench_sizes=_BI_BENCH),
+    Operation("batchnorm_forward", ("B", "I"), _norm_fwd_inputs, reduction=lambda s: s["B"],
+              magnitude=_norm_fwd_magnitude, bench_sizes=_BI_BENCH[2:4]),
+    Operation("batchnorm_eval", ("B", "I"), _batchnorm_eval_inputs, bench_sizes=_BI_BENCH[2:4],
+              magnitude=lambda a: (_absmax(a[0]) + _absmax(a[1])) * _rstd_max(a[2], a[5]) * _absmax(a[3])
+              + _absmax(a[4])),
+    Operation("batchnorm_backward", ("B", "I"), _norm_bwd_inputs(0), reduction=lambda s: s["B"],
+              magnitude=_norm_bwd_magnitude, bench_sizes=_BI_BENCH[2:4]),
+    Operation("layernorm_forward", ("B", "I"), _norm_fwd_inputs, reduction=lambda s: s["I"],
+              magnitude=_norm_fwd_magnitude, bench_sizes=_BI_BENCH[2:4]),
+    Operation("layernorm_backward", ("B", "I"), _norm_bwd_inputs(1), reduction=lambda s: max(s["B"], s["I"]),
+              magnitude=_norm_bwd_magnitude, bench_sizes=_BI_BENCH[2:4]),
     # -- end layers --
 
     # -- losses (issue 13) --

@@ -11,6 +11,9 @@ from . import data, init, io, metrics, plot
 from .gradcheck import gradcheck
 from .train import TrainingDivergedError, fit, predict
 # -- layers (issue 13) --
+from .activations import GELU, LeakyReLU, Tanh
+from .dropout import Dropout
+from .norm import BatchNorm1d, LayerNorm
 # -- end layers --
 
 # -- losses (issue 13) --
@@ -32,6 +35,7 @@ __all__ = [
     "fit", "predict", "TrainingDivergedError",
 ]
 # -- __all__ additions: layers (issue 13) --
+__all__ += ["Tanh", "LeakyReLU", "GELU", "Dropout", "BatchNorm1d", "LayerNorm"]
 # -- end layers --
 
 # -- __all__ additions: losses (issue 13) --

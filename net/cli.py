@@ -75,6 +75,19 @@ def _fraction(text):
     return value
 
 
+def _dropout(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"--dropout must lie in [0, 1), got {text}")
+    return value
+
+
+def _check_batchnorm(batchnorm, batch_size) -> None:
+    if batchnorm and batch_size == 1:
+        raise UsageError("--batchnorm needs batches of 2 or more rows (batch statistics of one row are undefined, "
+                         "as in torch); pass --batch-size 2 or more, or 'full'")
+
+
 def prog_name(argv0: str | None = None) -> str:
     """The program as the user typed it: ``python -m net`` for the module, else the script's name."""
     argv0 = sys.argv[0] if argv0 is None else argv0
@@ -96,6 +109,10 @@ def build_parser(prog: str = "python -m net") -> argparse.ArgumentParser:
                    help="layer widths, e.g. 784-512-512-10 (default: by dataset; spiral 2-100-3)")
     t.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid",
                    help="between Linear layers (default: %(default)s)")
+    t.add_argument("--dropout", type=_dropout, default=None, metavar="P",
+                   help="a Dropout(P) after each hidden activation (default: 0, none)")
+    t.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=None,
+                   help="a BatchNorm1d after each hidden Linear, before the activation (needs --batch-size >= 2)")
     t.add_argument("--loss", choices=list(LOSSES), default="softmax-ce",
                    help="softmax-ce: softmax + cross-entropy on logits (default: %(default)s)")
     t.add_argument("--init", choices=list(initializers.INITIALIZERS), default="xavier_normal",
@@ -252,12 +269,22 @@ def _config_from_args(args) -> RunConfig:
     per_sample = args.per_sample or "auto"
     _check_per_sample(per_sample, args.batch_size, args.backend, args.momentum)
     args.optimizer, args.weight_decay = _check_optimizer(args, per_sample)     # the rest: _with_schedule
+    _check_batchnorm(args.batchnorm, args.batch_size)
     return RunConfig(dataset=args.dataset, data_root=args.data_root, layers=layers, activation=args.activation,
                      loss=args.loss, init=args.init, optimizer=args.optimizer, momentum=args.momentum, lr=args.lr,
                      batch_size=args.batch_size, epochs=args.epochs, val_fraction=args.val_fraction,
                      shuffle=args.dataset == "spiral" if args.shuffle is None else args.shuffle,
                      limit=args.limit, backend=args.backend, threads=args.threads, per_sample=per_sample,
                      dtype=args.dtype, seed=args.seed)
+
+
+def new_run_config(args) -> RunConfig:
+    """The :class:`RunConfig` of a new ``train`` run from its parsed arguments (every option: the
+    ones checked by :func:`_config_from_args`, the schedule and the layers' options); ``sweep``
+    builds its runs with this too, so a sweep option means what it means on the command line."""
+    cfg = _with_schedule(_config_from_args(args), args)
+    cfg.dropout, cfg.batchnorm = args.dropout or 0.0, bool(args.batchnorm)      # the layers' options
+    return cfg
 
 
 def cmd_train(args) -> int:
@@ -277,8 +304,13 @@ def cmd_train(args) -> int:
         if args.per_sample is not None:
             _check_per_sample(args.per_sample, cfg.batch_size, cfg.backend, cfg.momentum)
             cfg.per_sample = args.per_sample
+        for given, saved, made in ((args.dropout, cfg.dropout, f"--dropout {cfg.dropout:g}"),
+                                   (args.batchnorm, cfg.batchnorm, "--batchnorm" if cfg.batchnorm else "--no-batchnorm")):
+            if given is not None and given != saved:     # the checkpoint holds the architecture
+                raise UsageError(f"--resume {run_dir}: the run was made with {made}, and a resumed run keeps its "
+                                 "layers; leave --dropout/--batchnorm out")
     else:
-        cfg = _with_schedule(_config_from_args(args), args)
+        cfg = new_run_config(args)
         run_dir = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         if (run_dir / "checkpoint.npz").exists():
             raise UsageError(f"--out {run_dir} already holds a run; use --resume {run_dir} or another --out")

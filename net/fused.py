@@ -1,7 +1,7 @@
 """Bridge from a ``Sequential`` model to the fused SGD kernels.
 
 :func:`plan` inspects a model, loss and optimiser; when a fused kernel can train them
-exactly (Linear layers (with or without bias), ReLU/Sigmoid/identity between them, ending in
+exactly (Linear layers (with or without bias), ReLU/Sigmoid/Tanh/identity between them, ending in
 ``CrossEntropyLoss(from_logits=True)`` or ``MSELoss``, numba backend, our ``SGD``
 owning every parameter) it returns a :class:`FusedPlan`, otherwise the reason why
 not, and ``fit`` falls back to the layer-by-layer loop.  Per-sample plain SGD runs
@@ -18,12 +18,13 @@ import numpy as np
 # the codes only: Numba and the compiled kernels load when a plan first runs
 from kernels import codes as fk
 
+from .activations import Tanh
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
 from .model import Parameter, Sequential
 from .optim import SGD
 
-_ACT = {ReLU: fk.RELU, Sigmoid: fk.SIGMOID}
+_ACT = {ReLU: fk.RELU, Sigmoid: fk.SIGMOID, Tanh: fk.TANH}
 
 
 @dataclass

@@ -17,11 +17,65 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write, remove_stale_temp_files  # noqa: F401  (re-exported)
+from .activations import GELU, LeakyReLU, Tanh
+from .dropout import Dropout
 from .layers import Linear, ReLU, Sigmoid, Softmax
 from .model import Sequential
+from .norm import BatchNorm1d, LayerNorm
 
 FORMAT = "scratchnet-1"
-_LAYER_TYPES = {"Linear": Linear, "ReLU": ReLU, "Sigmoid": Sigmoid, "Softmax": Softmax}
+_LAYER_TYPES = {"Linear": Linear, "ReLU": ReLU, "Sigmoid": Sigmoid, "Softmax": Softmax,
+                "Tanh": Tanh, "LeakyReLU": LeakyReLU, "GELU": GELU, "Dropout": Dropout,
+                "BatchNorm1d": BatchNorm1d, "LayerNorm": LayerNorm}
+
+
+def _hyper(layer) -> dict:
+    """The constructor arguments of the issue-13 layers (JSON-ready); {} for the others.
+
+    Dropout also keeps its generator's state, so a resumed run draws the masks an
+    uninterrupted one would have."""
+    dtype = None if getattr(layer, "dtype", None) is None else layer.dtype.name
+    if isinstance(layer, Tanh):
+        return {"dtype": dtype}
+    if isinstance(layer, LeakyReLU):
+        return {"negative_slope": layer.negative_slope, "dtype": dtype}
+    if isinstance(layer, GELU):
+        return {"approximate": layer.approximate, "dtype": dtype}
+    if isinstance(layer, Dropout):
+        return {"p": layer.p, "dtype": dtype, "rng_state": _json_safe(layer.rng.bit_generator.state)}
+    if isinstance(layer, BatchNorm1d):
+        return {"num_features": layer.num_features, "eps": layer.eps, "momentum": layer.momentum,
+                "affine": layer.affine, "track_running_stats": layer.track_running_stats, "dtype": dtype}
+    if isinstance(layer, LayerNorm):
+        return {"normalized_shape": layer.normalized_shape[0], "eps": layer.eps,
+                "elementwise_affine": layer.elementwise_affine, "bias": layer.has_bias, "dtype": dtype}
+    return {}
+
+
+def _json_safe(obj):
+    """A bit generator's state with its arrays as lists (MT19937's key) and NumPy integers as ints."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return int(obj) if isinstance(obj, np.integer) else obj
+
+
+#: Bit generators whose state a Dropout layer's file may hold.
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _build_layer(kind: str, entry: dict, backend):
+    """One issue-13 layer from its :func:`_hyper` entry."""
+    args = {k: v for k, v in entry.items() if k not in ("type", "rng_state")}
+    layer = _LAYER_TYPES[kind](**args, backend=backend)
+    if "rng_state" in entry:
+        name = entry["rng_state"].get("bit_generator")
+        if name not in _BIT_GENERATORS:
+            raise ValueError(f"unknown bit generator {name!r}")
+        layer.rng = np.random.Generator(getattr(np.random, name)())
+        layer.rng.bit_generator.state = entry["rng_state"]
+    return layer
 
 
 class CheckpointError(ValueError):
@@ -40,6 +94,7 @@ def describe(model) -> list[dict]:
         if isinstance(layer, Linear):
             entry.update(in_features=layer.in_features, out_features=layer.out_features,
                          bias=layer.has_bias, dtype=layer.dtype.name)
+        entry.update(_hyper(layer))
         spec.append(entry)
     return spec
 
@@ -54,6 +109,11 @@ def build(spec: list[dict], backend: str | None = None) -> Sequential:
         if kind == "Linear":
             layers.append(Linear(int(entry["in_features"]), int(entry["out_features"]), bias=bool(entry["bias"]),
                                  dtype=entry["dtype"], backend=backend, init="zeros"))
+        elif kind in ("Tanh", "LeakyReLU", "GELU", "Dropout", "BatchNorm1d", "LayerNorm"):
+            try:
+                layers.append(_build_layer(kind, entry, backend))
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                raise CheckpointError(f"layer {i}: bad {kind} settings: {exc}") from None
         else:
             layers.append(_LAYER_TYPES[kind](backend=backend))
     return Sequential(layers)
@@ -77,6 +137,8 @@ def save(model, path, *, extra: dict | None = None, arrays: dict | None = None) 
     for i, layer in enumerate(layers):
         for name, value in layer.params.items():
             out[f"param/{i}/{name}"] = np.asarray(value)
+        for name, value in getattr(layer, "buffers", {}).items():
+            out[f"buffer/{i}/{name}"] = np.asarray(value)
     for key, value in (arrays or {}).items():
         out[f"extra/{key}"] = np.asarray(value)
     meta = json.dumps({"format": FORMAT, "architecture": spec, "extra": extra or {}}, sort_keys=True)
@@ -165,6 +227,14 @@ def _model_from(path, meta: dict, arrays: dict, backend: str | None) -> Sequenti
                 raise CheckpointError(f"{path}: missing parameter {key}")
             if arrays[key].shape != value.shape or arrays[key].dtype != value.dtype:
                 raise CheckpointError(f"{path}: parameter {key} has shape {arrays[key].shape} {arrays[key].dtype}, "
+                                      f"expected {value.shape} {value.dtype}")
+            value[...] = arrays[key]
+        for name, value in getattr(layer, "buffers", {}).items():
+            key = f"buffer/{i}/{name}"
+            if key not in arrays:
+                raise CheckpointError(f"{path}: missing buffer {key}")
+            if arrays[key].shape != value.shape or arrays[key].dtype != value.dtype:
+                raise CheckpointError(f"{path}: buffer {key} has shape {arrays[key].shape} {arrays[key].dtype}, "
                                       f"expected {value.shape} {value.dtype}")
             value[...] = arrays[key]
     return model

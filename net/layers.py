@@ -17,14 +17,35 @@ from .checks import as_dtype, as_float_array, require_2d
 class Layer(BackendUser):
     """Base class: backend handling, ``__call__`` and the forward-before-backward check."""
 
+    #: Training mode (the default) or eval mode; see :meth:`train`/:meth:`eval`.
+    training: bool = True
+
     def __init__(self, backend: str | None = None):
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        #: Non-trainable state saved with the model (BatchNorm1d's running statistics).
+        self.buffers: dict[str, np.ndarray] = {}
         self._cache = None
         self.backend = backend
+        self.training = True
 
     def __call__(self, x):
         return self.forward(x)
+
+    def train(self, mode: bool = True):
+        """Set training mode (``mode=True``) or eval mode; returns ``self``, as ``torch.nn.Module.train``.
+
+        Only Dropout and BatchNorm1d behave differently: in eval mode Dropout is the identity and
+        BatchNorm1d normalises with its running statistics.
+        """
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ValueError(f"{self!r}.train: mode must be a bool, got {mode!r}")
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Eval mode, ``train(False)``; returns ``self``."""
+        return self.train(False)
 
     def forward(self, x):  # pragma: no cover - interface
         raise NotImplementedError

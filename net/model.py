@@ -34,6 +34,21 @@ class Sequential:
             if not (hasattr(layer, "forward") and hasattr(layer, "backward")):
                 raise TypeError(f"Sequential: item {i} ({layer!r}) is not a layer (no forward/backward)")
         self.layers = list(layers)
+        self.training = True
+
+    def train(self, mode: bool = True) -> Sequential:
+        """Training mode (``mode=True``) or eval mode for the model and every layer; returns ``self``."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ValueError(f"Sequential.train: mode must be a bool, got {mode!r}")
+        self.training = bool(mode)
+        for layer in self.layers:
+            if hasattr(layer, "train"):
+                layer.train(self.training)
+        return self
+
+    def eval(self) -> Sequential:
+        """Eval mode for the model and every layer, ``train(False)``; returns ``self``."""
+        return self.train(False)
 
     def __call__(self, x):
         return self.forward(x)

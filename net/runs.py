@@ -26,14 +26,18 @@ import numpy as np
 
 from . import interrupt, io, metrics
 from .atomic import atomic_write
+from .activations import GELU, LeakyReLU, Tanh
+from .dropout import Dropout
 from .layers import Linear, ReLU, Sigmoid
 from .losses import CrossEntropyLoss, MSELoss
 from .model import Sequential
+from .norm import BatchNorm1d
 from .optim import OPTIMIZERS
 from .schedule import SCHEDULES
 from .train import TrainingDivergedError, fit, predict
 
-ACTIVATIONS = {"sigmoid": Sigmoid, "relu": ReLU, "identity": None}
+ACTIVATIONS = {"sigmoid": Sigmoid, "relu": ReLU, "identity": None,
+               "tanh": Tanh, "leaky_relu": LeakyReLU, "gelu": GELU}
 LOSSES = {"softmax-ce": lambda backend: CrossEntropyLoss(backend=backend),
           "mse": lambda backend: MSELoss(backend=backend)}
 DATASETS = ("fashion-mnist", "mnist", "spiral")
@@ -66,6 +70,8 @@ class RunConfig:
     per_sample: str = "auto"
     dtype: str = "float32"
     seed: int = 0
+    dropout: float = 0.0                # a Dropout(p) after each hidden activation (0: none)
+    batchnorm: bool = False             # a BatchNorm1d after each hidden Linear, before the activation
 
 
 def make_optimizer(cfg: RunConfig, params):
@@ -81,13 +87,20 @@ def make_scheduler(cfg: RunConfig, optimizer):
 
 
 def build_model(cfg: RunConfig, rng: np.random.Generator) -> Sequential:
-    """``Linear`` layers of widths ``cfg.layers`` with ``cfg.activation`` between them."""
+    """``Linear`` layers of widths ``cfg.layers`` with ``cfg.activation`` between them (each hidden
+    Linear followed by ``BatchNorm1d`` with ``cfg.batchnorm``, each hidden activation by ``Dropout``
+    with ``cfg.dropout > 0``; the dropout masks are drawn from ``rng`` too)."""
     act = ACTIVATIONS[cfg.activation]
     layers = []
     for i, (a, b) in enumerate(zip(cfg.layers, cfg.layers[1:])):
         layers.append(Linear(a, b, init=cfg.init, rng=rng, dtype=cfg.dtype, backend=cfg.backend))
-        if act is not None and i < len(cfg.layers) - 2:
+        hidden = i < len(cfg.layers) - 2
+        if hidden and cfg.batchnorm:
+            layers.append(BatchNorm1d(b, dtype=cfg.dtype, backend=cfg.backend))
+        if act is not None and hidden:
             layers.append(act(backend=cfg.backend))
+        if hidden and cfg.dropout:
+            layers.append(Dropout(cfg.dropout, rng=rng, backend=cfg.backend))
     return Sequential(layers)
 
 

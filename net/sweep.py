@@ -33,6 +33,7 @@ Run folders live on the filesystem the workers write to: with a cluster of sever
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import functools
 import io as _io
@@ -86,13 +87,17 @@ class Run:
 
 
 @functools.lru_cache(maxsize=1)
-def _train_options() -> dict:
-    """``dest -> option string`` of every ``python -m net train`` option."""
+def _train_actions() -> dict:
+    """``dest -> argparse action`` of every ``python -m net train`` option."""
     from .cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return {a.dest: a.option_strings[0] for a in sub.choices["train"]._actions if a.option_strings
-            and a.dest != "help"}
+    return {a.dest: a for a in sub.choices["train"]._actions if a.option_strings and a.dest != "help"}
+
+
+def _train_options() -> dict:
+    """``dest -> option string`` of every ``python -m net train`` option."""
+    return {dest: a.option_strings[0] for dest, a in _train_actions().items()}
 
 
 def _key(raw: str, where: str) -> str:
@@ -178,17 +183,18 @@ def _split(item: str, flag: str, expected: str) -> tuple[str, str]:
 
 def _argv(options: dict) -> list[str]:
     """``train`` command-line arguments for ``{dest: text}``."""
-    flags = _train_options()
+    actions = _train_actions()
     argv = []
     for key, text in options.items():
-        if key == "shuffle":
+        flag = actions[key].option_strings[0]
+        if isinstance(actions[key], argparse.BooleanOptionalAction):      # --shuffle, --batchnorm
             lowered = text.lower()
             if lowered not in ("true", "false"):
-                argv.append(f"--shuffle={text}")     # fails in the run, as the command line would
+                argv.append(f"{flag}={text}")         # fails in the run, as the command line would
             else:
-                argv.append("--shuffle" if lowered == "true" else "--no-shuffle")
+                argv.append(flag if lowered == "true" else "--no-" + flag[2:])
         else:
-            argv += [flags[key], text]
+            argv += [flag, text]
     return argv
 
 
@@ -213,10 +219,10 @@ def runs(spec: Spec) -> list[Run]:
 
 def config_for(argv: list[str]):
     """The :class:`~net.runs.RunConfig` ``python -m net train ARGV`` would train (raises its usage errors)."""
-    from .cli import _config_from_args, build_parser
+    from .cli import build_parser, new_run_config
 
     args = build_parser().parse_args(argv)
-    return _config_from_args(args)
+    return new_run_config(args)
 
 
 # ---- one run: the Dask task ------------------------------------------------------------------

@@ -10,6 +10,7 @@ are the same SGD and end with the same weights within floating-point tolerance.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
@@ -133,7 +134,8 @@ def _check_model_takes(model, loss, X, y) -> None:
     would raise is raised, with the same message, before any step on any path; then check the
     labels against the number of model outputs."""
     try:
-        pred = np.asarray(model.forward(X[:1]))
+        with _eval_mode(model):     # no running-statistics update, no dropout draw, one row allowed
+            pred = np.asarray(model.forward(X[:1]))
         loss.forward(pred, y[:1])
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"fit: the model or loss cannot take the data (checked on the first sample): {exc}") \
@@ -225,6 +227,8 @@ def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: 
             if fused or ((threads or 1) > 1 and plan.per_sample) or per_sample == "compact":
                 raise ValueError(f"fit: the fused kernels cannot take these targets: {exc}") from None
             plan = None
+    if hasattr(model, "train"):
+        model.train()               # training mode, as a torch loop's model.train()
     history = History()
     history.path = "fused" if plan is not None else "layers"
     history.threads = threads
@@ -330,15 +334,31 @@ def _fused_epoch(plan, X, labels, targets, order, lr, threads, epoch, on_batch) 
 
 
 def predict(model, X, batch_size: int = 4096) -> np.ndarray:
-    """Model outputs for ``X`` in chunks of ``batch_size`` rows (bounded memory)."""
+    """Model outputs for ``X`` in chunks of ``batch_size`` rows (bounded memory), in eval mode
+    (Dropout off, BatchNorm1d on its running statistics); every layer's mode is restored after."""
     X = np.asarray(X)
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"predict: batch_size must be a positive integer, got {batch_size!r}")
     batch_size = int(batch_size)
-    if X.shape[0] == 0:
-        return model.forward(X)
-    out = []
-    for i in range(0, X.shape[0], batch_size):
-        out.append(model.forward(X[i:i + batch_size]))
-        interrupt.check()
+    with _eval_mode(model):
+        if X.shape[0] == 0:
+            return model.forward(X)
+        out = []
+        for i in range(0, X.shape[0], batch_size):
+            out.append(model.forward(X[i:i + batch_size]))
+            interrupt.check()
     return np.concatenate(out)
+
+
+@contextmanager
+def _eval_mode(model):
+    """``model`` and its layers in eval mode inside the block; each one's previous mode restored after."""
+    modules = [m for m in (model, *getattr(model, "layers", ())) if hasattr(m, "training")]
+    saved = [(m, m.training) for m in modules]
+    for m in modules:
+        m.training = False
+    try:
+        yield model
+    finally:
+        for m, mode in saved:
+            m.training = mode

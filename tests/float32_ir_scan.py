@@ -134,10 +134,12 @@ def scan(control: bool = False) -> dict[str, list[str]]:
     from numba.core.registry import CPUDispatcher
 
     from kernels import blas, fused, fused_compact, fused_math, fused_minibatch, fused_threads, gemm, jit, vmath
+    from kernels import jit_layers
 
     _run_float32_workload(np.random.default_rng(0))
     dispatchers = {}
-    for module in (jit, fused, fused_compact, fused_minibatch, fused_threads, fused_math, vmath, gemm, blas):
+    for module in (jit, fused, fused_compact, fused_minibatch, fused_threads, fused_math, vmath, gemm, blas,
+                   jit_layers):
         for name, obj in vars(module).items():
             if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__:
                 dispatchers[f"{module.__name__}.{name}"] = obj

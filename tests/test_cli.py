@@ -96,7 +96,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra):
 
 @pytest.mark.parametrize("args,message", [
     (["--dataset", "cifar"], "invalid choice: 'cifar' (choose from 'fashion-mnist', 'mnist', 'spiral')"),
-    (["--activation", "tanh"], "invalid choice: 'tanh' (choose from 'sigmoid', 'relu', 'identity')"),
+    (["--activation", "softplus"], "invalid choice: 'softplus' (choose from 'sigmoid', 'relu', 'identity', 'tanh', "
+                                   "'leaky_relu', 'gelu')"),
     (["--loss", "hinge"], "invalid choice: 'hinge' (choose from 'softmax-ce', 'mse')"),
     (["--layers", "784-x-10"], "malformed --layers '784-x-10': expected widths joined by '-'"),
     (["--layers", "784"], "need at least two positive widths"),

@@ -506,3 +506,15 @@ def test_workers_with_dasks_malloc_trim_threshold_get_a_warning_naming_the_fix()
 
     warning = slow_malloc_warning(Client())
     assert "MALLOC_TRIM_THRESHOLD_=65536" in warning and "MALLOC_TRIM_THRESHOLD_: null" in warning
+
+
+def test_layer_and_schedule_options_reach_the_runs_config():
+    """A sweep's options mean what they mean on the command line: --dropout, --batchnorm (a boolean
+    flag, like --shuffle) and --schedule were dropped before the runs' configs were built with the
+    train command's own function (the grid gave runs without dropout or a schedule)."""
+    from net.sweep import Spec, config_for, runs
+
+    spec = Spec(train={"dataset": "spiral", "batch_size": "16", "epochs": "2"},
+                grid={"dropout": ["0.2"], "batchnorm": ["true", "false"], "schedule": ["cosine"]})
+    made = [config_for(run.argv) for run in runs(spec)]
+    assert [(c.dropout, c.batchnorm, c.schedule) for c in made] == [(0.2, True, "cosine"), (0.2, False, "cosine")]

@@ -108,7 +108,7 @@ def test_sgd_epoch_arguments_are_checked_before_the_kernel_runs():
         "labels must lie in [0, 3), got min 0 and max 5": args(labels=np.arange(6)),
         "labels must have shape (6,), got (5,)": args(labels=np.zeros(5, np.int64)),
         "order must lie in [0, 6), got min 0 and max 6": args(order=np.arange(7)),
-        "activations must lie in [0, 3), got min 1 and max 7": args(activations=np.array([7, 1])),
+        "activations must lie in [0, 4), got min 1 and max 7": args(activations=np.array([7, 1])),
         "targets must have shape (6, 3), got (6, 2)": args(loss_kind=1, targets=np.zeros((6, 2))),
         "loss_kind must be one of": args(loss_kind=2),
         "need one bias per weight matrix": args(biases=(np.zeros(5),)),
