@@ -95,6 +95,13 @@ def describe(model) -> list[dict]:
             entry.update(in_features=layer.in_features, out_features=layer.out_features,
                          bias=layer.has_bias, dtype=layer.dtype.name)
         entry.update(_hyper(layer))
+        if isinstance(layer, Dropout):
+            # Dropout layers drawing from one generator (build_model gives them all the model's rng)
+            # must share it again when loaded: two copies of one state would draw the same masks
+            first = next(j for j, other in enumerate(layers) if isinstance(other, Dropout) and other.rng is layer.rng)
+            if first < len(spec):
+                entry.pop("rng_state")
+                entry["rng_shared_with"] = first
         spec.append(entry)
     return spec
 
@@ -110,10 +117,18 @@ def build(spec: list[dict], backend: str | None = None) -> Sequential:
             layers.append(Linear(int(entry["in_features"]), int(entry["out_features"]), bias=bool(entry["bias"]),
                                  dtype=entry["dtype"], backend=backend, init="zeros"))
         elif kind in ("Tanh", "LeakyReLU", "GELU", "Dropout", "BatchNorm1d", "LayerNorm"):
+            shared = entry.get("rng_shared_with") if kind == "Dropout" else None
+            if shared is not None and not (isinstance(shared, int) and 0 <= shared < i
+                                           and isinstance(layers[shared], Dropout)):
+                raise CheckpointError(f"layer {i}: Dropout shares the generator of layer {shared!r}, which is not "
+                                      "an earlier Dropout layer")
             try:
-                layers.append(_build_layer(kind, entry, backend))
+                layers.append(_build_layer(kind, {k: v for k, v in entry.items() if k != "rng_shared_with"},
+                                           backend))
             except (TypeError, ValueError, KeyError, AttributeError) as exc:
                 raise CheckpointError(f"layer {i}: bad {kind} settings: {exc}") from None
+            if shared is not None:
+                layers[-1].rng = layers[shared].rng
         else:
             layers.append(_LAYER_TYPES[kind](backend=backend))
     return Sequential(layers)

@@ -70,3 +70,28 @@ def test_resume_refuses_to_change_the_layers(tmp_path):
     assert res.returncode == 2 and "the run was made with --no-batchnorm" in res.stderr, res.stderr
     res = run("train", "--resume", out, "--epochs", "2", "--dropout", "0.2", "--no-progress")
     assert res.returncode == 0, res.stderr
+
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir(DEBIAN_FASHION_MNIST),
+                    reason="needs the Debian package dataset-fashion-mnist (installed by .ci/run)")
+def test_fashion_mnist_with_adam_dropout_and_batchnorm_resumes_bit_identically(tmp_path):
+    """The issue's check on real data: 2 epochs straight, or 1 epoch and --resume for the second,
+    give the same weights, running statistics and Adam state (2,000 samples keep it short)."""
+    fm = ["--dataset", "fashion-mnist", "--data-root", DEBIAN_FASHION_MNIST, "--limit", "2000", "--no-progress",
+          "--optimizer", "adam", "--lr", "1e-3", "--dropout", "0.2", "--batchnorm", "--batch-size", "64",
+          "--shuffle", "--layers", "784-64-64-10"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    res = run("train", *fm, "--epochs", "2", "--out", straight)
+    assert res.returncode == 0, res.stderr
+    assert run("train", *fm, "--epochs", "1", "--out", split).returncode == 0
+    res = run("train", "--resume", split, "--epochs", "2", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    a, b = io.read(straight / "checkpoint.npz")[1], io.read(split / "checkpoint.npz")[1]
+    assert sorted(a) == sorted(b) and any(k.startswith("buffer/") for k in a) and len(a) > 12
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    history = json.loads((straight / "history.json").read_text())["epochs"]
+    assert len(history) == 2 and history[-1]["test_acc"] > 0.6

@@ -296,6 +296,31 @@ def test_checkpoint_round_trip_restores_parameters_running_statistics_and_dropou
     assert loaded[5].dtype == np.float32 and loaded[6].negative_slope == 0.2
 
 
+def test_dropout_layers_sharing_one_generator_share_it_again_when_loaded(tmp_path, rng):
+    """build_model (the CLI) gives every Dropout the model's one generator.  Saved as two copies of
+    its state, the loaded layers drew the same masks where the saved model's drew in turn, and a
+    resumed 784-64-64-10 run with --dropout left the uninterrupted one (found on Fashion-MNIST)."""
+    shared = np.random.default_rng(5)
+    model = Sequential(Linear(4, 6, rng=0), Dropout(0.5, rng=shared), Linear(6, 6, rng=1), Dropout(0.5, rng=shared),
+                       Dropout(0.3, rng=7), Linear(6, 2, rng=2))
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    model.forward(x)                                          # advance the generators
+    loaded = io.load(io.save(model, tmp_path / "model.npz"))
+    assert loaded[1].rng is loaded[3].rng and loaded[4].rng is not loaded[1].rng
+    for _ in range(3):
+        np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+
+
+def test_a_dropout_sharing_a_layer_that_is_not_an_earlier_dropout_is_a_clear_error(tmp_path):
+    import json
+
+    model = Sequential(Linear(4, 6, rng=0), Dropout(0.5, rng=1), Linear(6, 2, rng=2))
+    spec = io.describe(model)
+    spec[1]["rng_shared_with"] = 2
+    with pytest.raises(CheckpointError, match="layer 1: Dropout shares the generator of layer 2"):
+        io.build(json.loads(json.dumps(spec)))
+
+
 def test_a_dropout_generator_of_any_bit_generator_is_saved_and_restored(tmp_path, rng):
     x = rng.standard_normal((6, 5))
     for bits in (np.random.MT19937(3), np.random.Philox(3), np.random.PCG64(3)):
