@@ -39,12 +39,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-import threading
-
 from .blas import _gemm_call, gemm_abt
 from .codes import IDENTITY, MSE, RELU, SOFTMAX_CE
 from .fused_math import _FASTMATH, _act, _act_grad_from_output, _activate, _backward_rows, _output_loss_and_delta
-from .fused_threads import SYNC_SLOTS, _barrier, _share
+from .fused_threads import SYNC_SLOTS, _barrier, _share, run_team
 
 #: Samples per block when the caller does not choose (the issue's prototype: 32-64 best).
 DEFAULT_BLOCK = 32
@@ -531,20 +529,6 @@ def sgd_epoch_compact_threads(weights, biases, bias_on, activations, loss_kind, 
                                  block, compact)
     bufs = _buffers(weights, X, M, block, compact, nthreads)
     sync = np.zeros(SYNC_SLOTS, dtype=np.int64)
-    errors = []
-
-    def work(tid):
-        try:
-            _epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr, block, compact,
-                   tid, nthreads, sync, *bufs)
-        except BaseException as exc:  # pragma: no cover - surfaced below
-            errors.append(exc)
-
-    pool = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(nthreads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_team(lambda tid: _epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets, order, lr,
+                                block, compact, tid, nthreads, sync, *bufs), nthreads)
     return bufs[-2], int(bufs[-1][0])

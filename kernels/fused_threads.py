@@ -6,6 +6,8 @@ here: the spin barrier and the LLVM atomics it is built on.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -29,6 +31,29 @@ from .fused_math import _FASTMATH, _act, _backward_rows, _output_loss_and_delta
 # Shared scratch is double-buffered by a running step count, so one barrier per step is
 # enough.  Threads meet at a spin barrier built on LLVM atomics; the kernel is nogil and
 # runs in plain Python threads.
+
+def run_team(member, nthreads: int) -> list:
+    """Run ``member(tid)`` for ``tid = 0 .. nthreads - 1`` in plain Python threads at once (the
+    members are nogil kernels that meet at :func:`_barrier`); return their results in ``tid``
+    order, or raise the first member's exception."""
+    results = [None] * nthreads
+    errors = []
+
+    def work(tid):
+        try:
+            results[tid] = member(tid)
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(nthreads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
 
 #: Length of the int64 ``sync`` array: arrival count in slot 0, generation in slot 8
 #: (a separate cache line).

@@ -10,7 +10,6 @@ batch and momentum run in :func:`kernels.fused_minibatch.sgd_minibatch_epoch`.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -304,21 +303,8 @@ def _run_threaded(p: FusedPlan, X, labels, targets, order, lr, threads: int):
     width = max([X.shape[1]] + [w.shape[1] for w in p.weights])
     P = np.zeros((2, threads, width), dtype=p.dtype)   # partial layer outputs, per thread
     S = np.zeros((2, width), dtype=p.dtype)            # input gradients, assembled by all threads
-    results = [None] * threads
-    errors = []
+    from kernels.fused_threads import run_team
 
-    def work(tid):
-        try:
-            results[tid] = fk.sgd_epoch_threaded(p.weights, p.biases, p.bias_on, p.activations, p.loss_kind, X, labels,
-                                                 targets, order, lr, tid, threads, sync, P, S)
-        except BaseException as exc:  # pragma: no cover - surfaced below
-            errors.append(exc)
-
-    pool = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results[0]
+    return run_team(lambda tid: fk.sgd_epoch_threaded(p.weights, p.biases, p.bias_on, p.activations, p.loss_kind,
+                                                      X, labels, targets, order, lr, tid, threads, sync, P, S),
+                    threads)[0]
