@@ -141,9 +141,13 @@ def _check_model_takes(model, loss, X, y) -> None:
         raise type(exc)(f"fit: the model or loss cannot take the data (checked on the first sample): {exc}") \
             from None
     K = pred.shape[1] if pred.ndim == 2 else 1
-    if y.ndim == 1 and y.dtype.kind in "iu" and (y.min() < 0 or y.max() >= K):
-        raise ValueError(f"fit: labels must lie in [0, {K}) for a model with {K} outputs, got min {y.min()} and "
-                         f"max {y.max()}")
+    if y.ndim == 1 and y.dtype.kind in "iu":
+        ignore = getattr(loss, "ignore_index", None)             # NLLLoss: rows with this label are skipped
+        used = y if ignore is None else y[y != ignore]
+        if used.size and (used.min() < 0 or used.max() >= K):
+            also = "" if ignore is None else f" (or equal the loss's ignore_index={ignore})"
+            raise ValueError(f"fit: labels must lie in [0, {K}){also} for a model with {K} outputs, got min "
+                             f"{used.min()} and max {used.max()}")
 
 
 def fit(model, loss, X, y, *, batch_size: int | None = 32, epochs: int = 1, lr: float = 0.01,

@@ -351,3 +351,20 @@ def test_cross_entropy_logits_keeps_every_digit_at_logits_of_1e4(backend, dtype)
         got = ops.cross_entropy_logits(z, y)
         assert got.dtype == dtype
         np.testing.assert_allclose(got, expected, rtol=np.finfo(dtype).eps * 4, atol=np.finfo(dtype).tiny)
+
+
+def test_fit_trains_nll_with_ignored_rows_and_still_checks_the_others(rng):
+    """fit's up-front label check refused ignore_index (-100) for NLLLoss; ignored rows must not
+    move the weights (the same steps as training without them, full batch)."""
+    X = rng.standard_normal((6, 4))
+    y = np.array([0, 1, -100, 2, -100, 1])
+    keep = y != -100
+    with_ignored, without = _model("numpy"), _model("numpy")
+    fit(with_ignored, NLLLoss(backend="numpy"), X, y, batch_size=None, epochs=3, lr=0.1, fused=False)
+    fit(without, NLLLoss(backend="numpy"), X[keep], y[keep], batch_size=None, epochs=3, lr=0.1, fused=False)
+    for a, b in zip(with_ignored.parameters(), without.parameters()):
+        np.testing.assert_allclose(a.value, b.value, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match=re.escape("fit: labels must lie in [0, 3) (or equal the loss's "
+                                                   "ignore_index=-100) for a model with 3 outputs, got min 0 and "
+                                                   "max 3")):
+        fit(_model("numpy"), NLLLoss(backend="numpy"), X, np.array([0, 1, -100, 3, -100, 1]), fused=False)
