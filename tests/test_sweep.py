@@ -185,8 +185,10 @@ def sweep4(client, tmp_path_factory):
 
 def test_a_sweep_writes_the_run_folders_train_writes_bit_for_bit(sweep4, tmp_path):
     """Each run folder is what `python -m net train` writes with its options.  A sweep's runs use one
-    BLAS thread, so the mini-batch runs are compared with `train` on one BLAS thread too (their
-    weights depend on how BLAS splits products between threads); per-sample training is on one thread."""
+    BLAS thread, so they are compared with `train` on one BLAS thread too: the mini-batch runs' weights
+    depend on how BLAS splits products between threads, and every run's test loss does (the test set's
+    forward pass; per-sample training itself is on one thread -- with BLAS on two threads the last
+    digits of a per-sample run's test loss differed in CI)."""
     out, rows = sweep4
     assert sorted(p.name for p in (out / "runs").iterdir()) == NAMES
     alone = {}                            # the same four `train` commands, two at a time
@@ -198,7 +200,7 @@ def test_a_sweep_writes_the_run_folders_train_writes_bit_for_bit(sweep4, tmp_pat
                 [sys.executable, "-m", "net", "train", "--dataset", "spiral", "--activation", "relu", "--init",
                  "kaiming_normal", "--layers", "2-128-128-3", "--lr", "0.05", "--epochs", "3", "--batch-size", batch,
                  "--seed", seed, "--no-progress", "--out", alone[batch, seed]],
-                cwd=ROOT, env=ENV if batch == "1" else {**ENV, **ONE_THREAD}, stdout=subprocess.DEVNULL,
+                cwd=ROOT, env={**ENV, **ONE_THREAD}, stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE, text=True)
         for proc in procs.values():
             _, err = proc.communicate(timeout=300)
