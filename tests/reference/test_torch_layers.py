@@ -185,6 +185,18 @@ def test_batchnorm1d_refuses_a_single_row_in_training_as_torch(setting):
         BatchNorm1d(3, backend=backend, dtype=dtype).forward(np.zeros((1, 3), dtype))
 
 
+def test_batchnorm1d_without_running_stats_refuses_a_single_row_in_eval_mode_as_torch(setting):
+    """track_running_stats=False: eval mode normalises with batch statistics too, so torch
+    refuses one row there as well (F.batch_norm runs with training=True)."""
+    backend, dtype = setting
+    with pytest.raises(ValueError):
+        torch.nn.BatchNorm1d(3, track_running_stats=False).eval()(torch.zeros(1, 3))
+    layer = BatchNorm1d(3, track_running_stats=False, backend=backend, dtype=dtype)
+    layer.eval()
+    with pytest.raises(ValueError, match=r"more than 1 value per channel.*got input of shape \(1, 3\)"):
+        layer.forward(np.ones((1, 3), dtype))
+
+
 @pytest.mark.parametrize("kw", [{}, {"eps": 1e-2}, {"elementwise_affine": False}, {"bias": False}],
                          ids=["defaults", "eps1e-2", "no-affine", "no-bias"])
 def test_layernorm(setting, rng, kw):
