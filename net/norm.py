@@ -111,9 +111,10 @@ class BatchNorm1d(Layer):
             return self.ops.batchnorm_eval(x, self.buffers["running_mean"], self.buffers["running_var"], gamma, beta,
                                            self.eps)
         B = x.shape[0]
-        if self.training and B < 2:
+        if B < 2:                          # batch statistics (training, or no running statistics)
             raise ValueError(f"{self!r}: expected more than 1 value per channel when training, got input of shape "
-                             f"{x.shape} (as torch; use batches of 2 or more rows, or eval mode)")
+                             f"{x.shape} (as torch; use batches of 2 or more rows, or eval mode with "
+                             "track_running_stats=True)")
         y, mean, var = self.ops.batchnorm_forward(x, gamma, beta, self.eps)
         if self.training and self.track_running_stats:
             self._update_running_stats(mean, var, B)
