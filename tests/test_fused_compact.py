@@ -344,3 +344,35 @@ def test_a_non_finite_loss_stops_every_thread_with_every_earlier_update_applied(
                                                  p.block, p.compact, threads)
     assert done == 70 and np.all(losses[70:] == 0) and np.all(np.isfinite(losses[:70]))
     _assert_close(ref, got, np.float64)
+
+
+_NONFINITE_RACE = """
+import numpy as np
+from threadpoolctl import threadpool_limits
+from kernels.codes import MSE, SIGMOID
+from kernels.fused_compact import sgd_epoch_compact_threads
+rng = np.random.default_rng(0)
+X = rng.standard_normal((22, 2))
+X[5, 0] = np.nan
+order = np.arange(20, dtype=np.int64)
+with threadpool_limits(1):
+    for rep in range(40):
+        for nthreads in (2, 3):
+            W, b = (rng.standard_normal((2, 17)),), (np.zeros(17),)
+            losses, done = sgd_epoch_compact_threads(W, b, np.ones(1), np.array([SIGMOID]), MSE, X,
+                                                     np.zeros(22, np.int64), rng.standard_normal((22, 17)), order,
+                                                     0.01, 2, np.array([1], np.uint8), nthreads)
+            assert done == 5, (rep, nthreads, done)
+"""
+
+
+def test_a_non_finite_loss_without_the_pipelined_pass_does_not_deadlock_the_team():
+    # One compact layer (no pipelined pass, so no barrier between a thread's read of status[0]
+    # for sample j and thread 0's write of it for sample j + 1): a thread that reads it late
+    # sees sample j + 1's stop while at sample j, flushes and returns one barrier early, and
+    # the others spin forever.  Run in a subprocess so that a hang fails instead of hanging.
+    try:
+        done = subprocess.run([sys.executable, "-c", _NONFINITE_RACE], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the compact team deadlocked on a non-finite loss (no answer in 120 s)")
+    assert done.returncode == 0, done.stderr[-2000:]
