@@ -451,7 +451,10 @@ def _epoch(weights, biases, bias_on, activations, loss_kind, X, labels, targets,
                 if stop >= 0:
                     status[0] = stop
             gen = _barrier(sync, nthreads, gen)
-            if status[0] < M:                               # a non-finite loss: apply the block so far, stop
+            # a non-finite loss at this sample: apply the block so far, stop.  Compared with this
+            # sample's position, not M: without a pipelined pass no barrier keeps thread 0 from
+            # writing the next sample's stop before a slow thread has read this one's.
+            if status[0] <= s0 + j:
                 _flush(weights, biases, bias_on, compact, acts, deltas, offs_a, offs_d, widths, j, lr, tid,
                        nthreads)
                 gen = _barrier(sync, nthreads, gen)
