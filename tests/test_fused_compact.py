@@ -376,3 +376,25 @@ def test_a_non_finite_loss_without_the_pipelined_pass_does_not_deadlock_the_team
     except subprocess.TimeoutExpired:
         pytest.fail("the compact team deadlocked on a non-finite loss (no answer in 120 s)")
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_an_infinite_input_stops_where_sequential_sgd_stops():
+    # Samples 0 and 1 are zero rows; sample 2 is -inf.  Sequential SGD (reference and fused):
+    # sample 2's pre-activation is -inf * W + b, its sigmoid saturates, its loss is finite, and
+    # its update makes W1 infinite, so sample 3's loss is the first non-finite one (done = 3).
+    # The compact kernel's Gram-matrix corrections compute x2 . x0 = -inf * 0 = NaN and stop at 2.
+    from kernels import reference
+    from kernels.fused_compact import sgd_epoch_compact
+    from kernels.codes import IDENTITY, MSE
+
+    rng = np.random.default_rng(0)
+    W = (rng.standard_normal((1, 8)), rng.standard_normal((8, 7)), rng.standard_normal((7, 3)))
+    b = tuple(np.zeros(w.shape[1]) for w in W)
+    X = np.array([[0.0], [0.0], [-np.inf], [1.0]])
+    args = (np.ones(3), np.array([SIGMOID, IDENTITY, IDENTITY]), MSE, X, np.zeros(4, np.int64),
+            rng.standard_normal((4, 3)), np.arange(4, dtype=np.int64), 0.01)
+    _, want = reference.sgd_epoch(tuple(w.copy() for w in W), tuple(v.copy() for v in b), *args)
+    losses, done = sgd_epoch_compact(tuple(w.copy() for w in W), tuple(v.copy() for v in b), *args, 8,
+                                     np.array([1, 1, 0], np.uint8))
+    assert want == 3
+    assert done == want, f"compact stopped at sample {done}, sequential SGD at {want} (losses {losses})"
