@@ -23,7 +23,10 @@ next to the corrections' cost (``n_in * n_out <= k * (n_in + n_out)``, e.g. the
 :func:`net.fused.compact_layers` gives that rule, and callers may pass any other choice.
 
 Every sample sees exactly the weights sequential SGD gives it, up to rounding: the
-results match :func:`kernels.fused.sgd_epoch` to floating-point tolerance.
+results match :func:`kernels.fused.sgd_epoch` to floating-point tolerance, for finite
+inputs.  (An infinite input after zero rows in a block makes a Gram-matrix correction
+``inf * 0 = NaN``, so the kernel stops one sample before sequential SGD would; ``fit``
+refuses non-finite data before any kernel runs.)
 
 Threads (:func:`sgd_epoch_compact_threads`): every member of a team runs :func:`_epoch` on
 shared buffers and the members meet at spin barriers.  They split the block-start GEMMs
