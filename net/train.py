@@ -130,15 +130,17 @@ def _check_model_and_optimizer(model, opt) -> None:
 
 
 def _check_model_takes(model, loss, X, y) -> None:
-    """Run ``model`` and ``loss`` on the first sample, so that every shape error the layer path
+    """Run ``model`` and ``loss`` on the first two samples, so that every shape error the layer path
     would raise is raised, with the same message, before any step on any path; then check the
     labels against the number of model outputs."""
+    k = min(2, X.shape[0])          # two rows: BatchNorm1d without running statistics needs a batch
     try:
-        with _eval_mode(model):     # no running-statistics update, no dropout draw, one row allowed
-            pred = np.asarray(model.forward(X[:1]))
-        loss.forward(pred, y[:1])
+        with _eval_mode(model):     # no running-statistics update, no dropout draw
+            pred = np.asarray(model.forward(X[:k]))
+        loss.forward(pred, y[:k])
     except (ValueError, TypeError) as exc:
-        raise type(exc)(f"fit: the model or loss cannot take the data (checked on the first sample): {exc}") \
+        raise type(exc)(f"fit: the model or loss cannot take the data (checked on the first {k} "
+                        f"sample{'s' if k > 1 else ''}): {exc}") \
             from None
     K = pred.shape[1] if pred.ndim == 2 else 1
     if y.ndim == 1 and y.dtype.kind in "iu":
