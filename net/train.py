@@ -130,17 +130,19 @@ def _check_model_and_optimizer(model, opt) -> None:
 
 
 def _check_model_takes(model, loss, X, y) -> None:
-    """Run ``model`` and ``loss`` on the first two samples, so that every shape error the layer path
-    would raise is raised, with the same message, before any step on any path; then check the
-    labels against the number of model outputs."""
-    k = min(2, X.shape[0])          # two rows: BatchNorm1d without running statistics needs a batch
+    """Run ``model`` and ``loss`` on the first sample (two for batch statistics), so that every
+    shape error the layer path would raise is raised, with the same message, before any step on
+    any path; then check the labels against the number of model outputs."""
+    # one row, or two where a BatchNorm1d without running statistics needs a batch even in eval mode
+    batch_stats = any(getattr(layer, "track_running_stats", True) is False for layer in getattr(model, "layers", ()))
+    k = min(2 if batch_stats else 1, X.shape[0])
     try:
         with _eval_mode(model):     # no running-statistics update, no dropout draw
             pred = np.asarray(model.forward(X[:k]))
         loss.forward(pred, y[:k])
     except (ValueError, TypeError) as exc:
-        raise type(exc)(f"fit: the model or loss cannot take the data (checked on the first {k} "
-                        f"sample{'s' if k > 1 else ''}): {exc}") \
+        raise type(exc)(f"fit: the model or loss cannot take the data (checked on the first "
+                        f"{'sample' if k == 1 else f'{k} samples'}): {exc}") \
             from None
     K = pred.shape[1] if pred.ndim == 2 else 1
     if y.ndim == 1 and y.dtype.kind in "iu":
